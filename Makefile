@@ -1,0 +1,67 @@
+# cepage — run `make help` for the list of targets.
+# Every target that needs Python sets up .venv itself (once, then only when the lock changes).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+PYTHON  ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+             command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+LOCK    := requirements/dev.lock
+STAMP   := $(VENV)/.installed
+PYTEST  := $(BIN)/pytest
+
+.PHONY: help setup up test test-unit test-integration test-ui lint format typecheck bench lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): $(LOCK) pyproject.toml
+	@test -n "$(PYTHON)" || { echo "cepage needs Python >= 3.11 (python3.11 or newer on PATH)."; exit 1; }
+	@echo "==> Setting up $(VENV) with $(PYTHON) from $(LOCK)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade "uv>=0.4"
+	@$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python $(LOCK)
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) ## Create .venv with the locked dependencies (done by every target that needs it)
+
+up: $(STAMP) ## Run the local stack: MLflow UI :5000, API :3000, UI :8501 (trains on first run)
+	@$(BIN)/cepage up
+
+test: $(STAMP) ## The whole suite: lint, types, unit, integration (real MLflow + bentoml serve), UI (AppTest + Chromium)
+	@$(MAKE) --no-print-directory lint typecheck
+	@$(PYTEST) tests
+
+test-unit: $(STAMP) ## Unit tests only (seconds)
+	@$(PYTEST) tests/unit
+
+test-integration: $(STAMP) ## Integration tests: real MLflow store, real bentoml serve over HTTP, the CLI
+	@$(PYTEST) tests/integration
+
+test-ui: $(STAMP) ## UI tests: Streamlit AppTest against the real service, and the real browser
+	@$(PYTEST) tests/ui
+
+lint: $(STAMP) ## ruff lint + format check
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff formatting and safe fixes
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .
+
+typecheck: $(STAMP) ## mypy on all Python
+	@$(BIN)/mypy train bento ui tests bench
+
+bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
+	@$(BIN)/python -m bench.serving --write docs/performance.md
+
+lock: ## Re-resolve the lock files from pyproject.toml (needs uv)
+	@for extra in dev service ui; do \
+	  uv pip compile pyproject.toml --extra $$extra --python-version 3.11 --universal -q \
+	    --no-header --annotation-style line -o requirements/$$extra.lock; done
+
+clean: ## Remove the local stack's data (.cepage/) and caches; keeps .venv
+	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache

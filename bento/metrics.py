@@ -1,0 +1,64 @@
+"""The service's own Prometheus metrics (beside BentoML's native request metrics).
+
+They are created in the worker (from the service's ``__init__``), never at import: BentoML sets
+``PROMETHEUS_MULTIPROC_DIR`` only when a worker starts, and metrics made before that are invisible
+with several workers (bentoml#5056).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CONFIDENCE_BUCKETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    """Handles on the metrics the service updates."""
+
+    predictions: Any
+    confidence: Any
+    out_of_range: Any
+    feedback: Any
+    model_info: Any
+    reloads: Any
+
+
+def create_metrics() -> ServiceMetrics:
+    """Register the metrics in the current process (call once per worker)."""
+    import prometheus_client as prom
+
+    return ServiceMetrics(
+        predictions=prom.Counter(
+            "cepage_predictions_total",
+            "Predictions made, by predicted class and model version.",
+            ["model_version", "label"],
+        ),
+        confidence=prom.Histogram(
+            "cepage_prediction_confidence",
+            "Probability of the predicted class.",
+            ["model_version"],
+            buckets=CONFIDENCE_BUCKETS,
+        ),
+        out_of_range=prom.Counter(
+            "cepage_out_of_range_total",
+            "Feature values outside the training range, by feature.",
+            ["feature"],
+        ),
+        feedback=prom.Counter(
+            "cepage_feedback_total",
+            "Feedback received, by model version and whether the prediction was correct.",
+            ["model_version", "outcome"],
+        ),
+        model_info=prom.Gauge(
+            "cepage_model_info",
+            "1 for the model version a worker serves.",
+            ["model_name", "model_version", "bento_model"],
+            multiprocess_mode="livemax",
+        ),
+        reloads=prom.Counter(
+            "cepage_model_reloads_total",
+            "Times a worker swapped in a newer model from the store.",
+        ),
+    )

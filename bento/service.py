@@ -1,0 +1,180 @@
+"""The cepage model service: typed prediction API, metadata, feedback, Prometheus metrics.
+
+Run from the checkout with ``bentoml serve bento.service:Classifier`` (BENTOML_HOME pointing at the
+store ``cepage package`` filled), or build and containerize it from ``bentofile.yaml``.
+"""
+
+import logging
+import os
+import threading
+
+import bentoml
+from fastapi import FastAPI
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from bento.guard import RequestGuard
+from bento.loader import latest_tag, load_bundle
+from bento.metrics import create_metrics
+from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
+from bento.predictor import InputProblem, ModelBundle, Predictor
+from bento.schemas import (
+    FeedbackRequest,
+    FeedbackResponse,
+    Metadata,
+    ModelRef,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+)
+from bento.settings import DEFAULT_MODEL_NAME, LATENCY_BUCKETS, load_settings, workers
+
+logger = logging.getLogger("cepage.service")
+
+# GET routes: BentoML's @bentoml.api methods are POST-only, so GET /metadata is a FastAPI
+# class view mounted beside them (it receives the service instance as `self`).
+http = FastAPI(title="cepage", docs_url=None, redoc_url=None, openapi_url="/metadata/openapi.json")
+
+
+def _problems_error(title: str, problems: list[InputProblem]) -> ValidationError:
+    """Our own input checks, raised the way BentoML answers pydantic's: a 400 naming the field."""
+    details = [
+        InitErrorDetails(type=PydanticCustomError(p.kind, p.message), loc=p.loc, input=None)
+        for p in problems
+    ]
+    return ValidationError.from_exception_data(title, details)
+
+
+@bentoml.service(
+    name="cepage",
+    workers=workers(),
+    traffic={"timeout": 30},
+    metrics={
+        "enabled": True,
+        "namespace": "bentoml_service",
+        "duration": {"buckets": list(LATENCY_BUCKETS)},
+    },
+)
+@bentoml.asgi_app(http, path="/")
+class Classifier:
+    """Serves the newest model of the BentoML store (in a Bento: the one it was built with)."""
+
+    # Declares the dependency so `bentoml build` packs the model into the Bento.
+    model_ref = bentoml.models.BentoModel(
+        f"{os.environ.get('CEPAGE_MODEL_NAME', DEFAULT_MODEL_NAME)}:latest"
+    )
+
+    def __init__(self) -> None:
+        self.settings = load_settings()
+        self.metrics = create_metrics()
+        self._install(load_bundle(latest_tag(self.settings.model_name)))
+        key = self.settings.feedback_key or f"cepage-local:{self.settings.model_name}"
+        if self.settings.feedback_key is None:
+            logger.warning("CEPAGE_FEEDBACK_KEY is unset: prediction ids can be forged.")
+        self.ids = PredictionIds(key.encode(), self.settings.feedback_max_age_seconds)
+        self._stop = threading.Event()
+        if self.settings.reload_seconds > 0:
+            threading.Thread(target=self._watch_store, name="model-reload", daemon=True).start()
+
+    def _install(self, bundle: ModelBundle) -> None:
+        """Swap the served model atomically; requests in flight keep the one they started with."""
+        old = getattr(self, "predictor", None)
+        self.predictor = Predictor(bundle)
+        info = bundle.info
+        self.metrics.model_info.labels(info.name, info.version, info.bento_model).set(1)
+        if old is not None:
+            prev = old.bundle.info
+            self.metrics.model_info.labels(prev.name, prev.version, prev.bento_model).set(0)
+        logger.info("Serving %s (MLflow version %s)", info.bento_model, info.version)
+
+    def _watch_store(self) -> None:
+        """Pick up a newer model from the store (the local stack's retrain) without a restart."""
+        while not self._stop.wait(self.settings.reload_seconds):
+            try:
+                tag = latest_tag(self.settings.model_name)
+                if tag != self.predictor.bundle.info.bento_model:
+                    self._install(load_bundle(tag))
+                    self.metrics.reloads.inc()
+            except Exception:  # keep serving the current model; say why in the log
+                logger.exception("Model reload failed; still serving the current model")
+
+    @bentoml.api(route="/predict")
+    def predict(self, request: PredictRequest, /) -> PredictResponse:
+        """Score records: label, class probabilities, out-of-range features, prediction id."""
+        predictor = self.predictor
+        problems = predictor.check(request.records, self.settings.max_records)
+        if problems:
+            raise _problems_error("PredictRequest", problems)
+        rows = predictor.predict(request.records)
+        info = predictor.bundle.info
+        predictions = []
+        for row in rows:
+            predictions.append(
+                Prediction(
+                    id=self.ids.issue(info.version, row.label),
+                    label=row.label,
+                    probabilities=row.probabilities,
+                    out_of_range=row.out_of_range,
+                )
+            )
+            self.metrics.predictions.labels(info.version, row.label).inc()
+            self.metrics.confidence.labels(info.version).observe(row.probabilities[row.label])
+            for feature in row.out_of_range:
+                self.metrics.out_of_range.labels(feature).inc()
+        return PredictResponse(
+            model=ModelRef(name=info.name, version=info.version), predictions=predictions
+        )
+
+    @bentoml.api(route="/feedback")
+    def feedback(self, request: FeedbackRequest, /) -> FeedbackResponse:
+        """Record the true label of an earlier prediction (counted in cepage_feedback_total)."""
+        try:
+            issued = self.ids.verify(request.prediction_id)
+        except InvalidPredictionIdError as exc:
+            raise _problems_error(
+                "FeedbackRequest",
+                [InputProblem(("prediction_id",), "unknown_prediction", f"Prediction id {exc}")],
+            ) from None
+        classes = self.predictor.classes
+        if request.label not in classes:
+            raise _problems_error(
+                "FeedbackRequest",
+                [
+                    InputProblem(
+                        ("label",),
+                        "unknown_label",
+                        f"Unknown class {request.label!r}; expected one of {classes}",
+                    )
+                ],
+            )
+        correct = request.label == issued.label
+        outcome = "correct" if correct else "incorrect"
+        self.metrics.feedback.labels(issued.model_version, outcome).inc()
+        return FeedbackResponse(
+            prediction_id=request.prediction_id,
+            label=request.label,
+            predicted=issued.label,
+            correct=correct,
+            model_version=issued.model_version,
+        )
+
+    @http.get("/metadata", response_model=Metadata)
+    def metadata(self) -> Metadata:
+        """The served model, its training metrics and feature schema."""
+        bundle = self.predictor.bundle
+        info = bundle.info
+        return Metadata(
+            name=info.name,
+            version=info.version,
+            bento_model=info.bento_model,
+            run_id=info.run_id,
+            created_at=info.created_at,
+            metrics=info.metrics,
+            max_records=self.settings.max_records,
+            feature_schema=bundle.schema,
+        )
+
+
+Classifier.add_asgi_middleware(
+    RequestGuard, paths=("/predict", "/feedback"), max_body_bytes=load_settings().max_body_bytes
+)

@@ -1,0 +1,50 @@
+"""Fixtures shared by the integration and UI tests: one real MLflow store and served model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.procs import bentoml_serve, cepage, stack_env
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CEPAGE_HOME holding a real SQLite MLflow store with a champion imported into BentoML.
+
+    Built through the real CLI (train -> promote -> package without the Bento build, which the
+    CLI tests exercise on their own store).
+    """
+    home = tmp_path_factory.mktemp("cepage-home")
+    env = stack_env(home)
+    for args in (("train",), ("promote",), ("package", "--no-build")):
+        done = cepage(*args, env=env)
+        assert done.returncode == 0, (
+            f"cepage {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
+    return home
+
+
+@pytest.fixture(scope="session")
+def api_url(trained_home: Path) -> Iterator[str]:
+    """Base URL of a real `bentoml serve` process (one worker) serving the champion."""
+    with bentoml_serve(trained_home) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def metadata(api_url: str) -> dict[str, Any]:
+    response = requests.get(f"{api_url}/metadata", timeout=10)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture(scope="session")
+def median_record(metadata: dict[str, Any]) -> dict[str, float]:
+    """A valid record: every feature at its training median."""
+    return {f["name"]: f["median"] for f in metadata["feature_schema"]["features"]}

@@ -1,0 +1,135 @@
+"""Starting real processes for tests (the CLI, bentoml serve) and waiting for them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a tool is missing on a laptop; fail in CI so CI never goes green by skipping."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"`{name}` is not installed")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stack_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a cepage process whose whole state lives in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BENTOML_"))}
+    env.update(
+        CEPAGE_HOME=str(home),
+        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
+        BENTOML_HOME=str(home / "bentoml"),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        BENTOML_DO_NOT_TRACK="true",
+        CEPAGE_PROJECT_DIR=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def cepage(
+    *args: str, env: Mapping[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `cepage` console script."""
+    return subprocess.run(
+        [str(BIN / "cepage"), *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path) -> None:
+    """Wait until ``url`` answers 200; fail with the process log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Stop a process group started with start_new_session=True."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextmanager
+def bentoml_serve(
+    home: Path, *, workers: int = 1, extra_env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """A real `bentoml serve bento.service:Classifier` on a free port; yields its base URL."""
+    port = free_port()
+    env = stack_env(home, CEPAGE_WORKERS=str(workers), **dict(extra_env or {}))
+    log = home / f"serve-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "bentoml"),
+                "serve",
+                "bento.service:Classifier",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/readyz", proc, timeout=120, log=log)
+        yield url
+    finally:
+        stop(proc)

@@ -1,0 +1,1 @@
+"""Training side of cepage: data, pipeline, evaluation, MLflow tracking, gate, packaging."""

@@ -1,0 +1,92 @@
+"""The packaging step: MLflow champion -> BentoML store, then a Bento from bentofile.yaml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from train.registry import CHAMPION, get_alias
+from train.settings import Settings
+from train.tracking import StoreError, connect
+
+# Labels must be strings; these show up in `bentoml models list` and on /metadata.
+LABELLED_METRICS = ("accuracy", "f1_macro", "log_loss")
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    """The BentoML model and Bento made from the champion."""
+
+    model_tag: str
+    mlflow_version: str
+    bento_tag: str | None
+
+
+def import_champion(settings: Settings) -> tuple[str, str]:
+    """Import ``models:/NAME@champion`` into the BentoML store; return (model tag, MLflow version).
+
+    The champion is checked first: a missing store or alias must say so, not surface as
+    BentoML's misleading ``UnboundLocalError ... local_path``.
+    """
+    client = connect(settings, create=False)
+    name = settings.model_name
+    champion = get_alias(client, name, CHAMPION)
+    if champion is None:
+        raise StoreError(
+            f"Model '{name}' has no @{CHAMPION} in {settings.tracking_uri}: run `cepage train` "
+            "and `cepage promote` (or `cepage retrain`) first."
+        )
+    run = client.get_run(champion.run_id)
+    labels = {
+        "mlflow_version": str(champion.version),
+        "mlflow_run_id": str(champion.run_id),
+        "mlflow_model": name,
+    }
+    for key in LABELLED_METRICS:
+        if key in run.data.metrics:
+            labels[key] = f"{run.data.metrics[key]:.4f}"
+
+    import bentoml
+
+    model = bentoml.mlflow.import_model(
+        name,
+        f"models:/{name}@{CHAMPION}",
+        labels=labels,
+        metadata={"mlflow_tracking_uri": _public_uri(settings.tracking_uri)},
+    )
+    return str(model.tag), str(champion.version)
+
+
+def build_bento(project_dir: Path) -> str:
+    """Build the Bento described by ``bentofile.yaml`` in ``project_dir``; return its tag."""
+    bentofile = project_dir / "bentofile.yaml"
+    if not bentofile.is_file():
+        raise StoreError(
+            f"No bentofile.yaml in {project_dir}: run from the cepage checkout or set "
+            "CEPAGE_PROJECT_DIR."
+        )
+    import bentoml
+
+    bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(project_dir))
+    return str(bento.tag)
+
+
+def package(settings: Settings, *, build: bool = True) -> PackageResult:
+    """Import the champion and (unless ``build`` is False) build the Bento."""
+    model_tag, version = import_champion(settings)
+    bento_tag = build_bento(project_dir()) if build else None
+    return PackageResult(model_tag=model_tag, mlflow_version=version, bento_tag=bento_tag)
+
+
+def project_dir() -> Path:
+    """Where bentofile.yaml lives: CEPAGE_PROJECT_DIR, else the current directory."""
+    return Path(os.environ.get("CEPAGE_PROJECT_DIR", ".")).resolve()
+
+
+def _public_uri(uri: str) -> str:
+    """Drop credentials from a tracking URI before it is stored with the model."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return uri

@@ -1,0 +1,150 @@
+"""The training step: validate, split, fit, evaluate, log everything to MLflow, register."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from train.data import Dataset
+from train.evaluate import confusion_figure, evaluate
+from train.pipeline import build_pipeline
+from train.schema import build_feature_schema
+from train.settings import Settings
+from train.tracking import connect, ensure_experiment
+
+HOLDOUT_ARTIFACT = "holdout/holdout.csv"
+SCHEMA_ARTIFACT = "feature_schema.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+
+
+def split(dataset: Dataset, seed: int, test_size: float) -> tuple[Any, Any, Any, Any]:
+    """Stratified train/held-out split with a fixed seed."""
+    return train_test_split(
+        dataset.features,
+        dataset.target,
+        test_size=test_size,
+        random_state=seed,
+        stratify=dataset.target,
+    )
+
+
+def train_model(
+    settings: Settings,
+    dataset: Dataset,
+    *,
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    test_size: float = 0.25,
+) -> TrainResult:
+    """Fit ``model`` on ``dataset`` and log and register it as a new version.
+
+    The pipeline is built (and its parameters checked) before any MLflow call, so a bad
+    parameter leaves nothing behind.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    pipeline = build_pipeline(model, params, seed)
+    x_train, x_test, y_train, y_test = split(dataset, seed, test_size)
+    pipeline.fit(x_train, y_train)
+    metrics = evaluate(pipeline, x_test, y_test)
+    schema = build_feature_schema(dataset)
+
+    client = connect(settings, create=True)
+    experiment_id = ensure_experiment(client, settings)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tags(
+            {
+                "cepage.dataset": dataset.name,
+                "cepage.model": model,
+                "cepage.target": dataset.target_name,
+            }
+        )
+        mlflow.log_params({"model": model, "seed": seed, "test_size": test_size, **params})
+        mlflow.log_params(
+            {f"estimator.{k}": v for k, v in pipeline.named_steps["model"].get_params().items()}
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                _with_target(x_train, y_train),
+                source=_source(dataset),
+                name=f"{dataset.name}-train",
+                targets=dataset.target_name,
+            ),
+            context="training",
+        )
+        holdout = _with_target(x_test, y_test)
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                holdout,
+                source=_source(dataset),
+                name=f"{dataset.name}-holdout",
+                targets=dataset.target_name,
+            ),
+            context="testing",
+        )
+        # The gate re-scores candidate and champion on these exact rows.
+        mlflow.log_text(holdout.to_csv(index=False), HOLDOUT_ARTIFACT)
+        mlflow.log_dict(schema, SCHEMA_ARTIFACT)
+        mlflow.log_figure(confusion_figure(pipeline, x_test, y_test), "confusion_matrix.png")
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(x_train, pipeline.predict(x_train.head(5))),
+            input_example=x_train.head(3),
+            metadata={"feature_schema": schema},
+            registered_model_name=settings.model_name,
+            skops_trusted_types=_trusted_types(pipeline),
+            # Explicit, because MLflow's inference re-imports the model in a subprocess (~10 s).
+            pip_requirements=_requirements(),
+        )
+    return TrainResult(
+        run_id=run.info.run_id,
+        version=str(info.registered_model_version),
+        metrics=metrics,
+    )
+
+
+def _with_target(features: pd.DataFrame, target: pd.Series) -> pd.DataFrame:
+    frame = features.copy()
+    frame[target.name] = target.to_numpy()
+    return frame
+
+
+def _source(dataset: Dataset) -> Any:
+    """Where the data came from, as an MLflow dataset source (a string is ambiguous to MLflow)."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    if dataset.source == "sklearn":
+        return CodeDatasetSource({"loader": "sklearn.datasets.load_wine"})
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    return local(str(Path(dataset.source).resolve()))
+
+
+def _requirements() -> list[str]:
+    """What loading the model needs, pinned to the versions that trained it."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy", "pandas")]
+
+
+def _trusted_types(pipeline: Any) -> list[str]:
+    """The types skops must trust to load our own pipeline (we just built it ourselves)."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
