@@ -7,6 +7,7 @@ store ``cepage package`` filled), or build and containerize it from ``bentofile.
 import logging
 import os
 import threading
+from typing import Any, cast
 
 import bentoml
 from fastapi import FastAPI
@@ -175,6 +176,7 @@ class Classifier:
         )
 
 
-Classifier.add_asgi_middleware(
+# `@bentoml.service` returns a Service object; its stubs still describe the decorated class.
+cast(Any, Classifier).add_asgi_middleware(
     RequestGuard, paths=("/predict", "/feedback"), max_body_bytes=load_settings().max_body_bytes
 )

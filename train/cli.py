@@ -48,7 +48,15 @@ ModelOpt = Annotated[str, typer.Option("--model", help="linear (default) or fore
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", help="Estimator parameter KEY=VALUE (repeatable).")
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the split and the estimator.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the estimator.")]
+SplitSeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--split-seed",
+        help="Seed of the stratified held-out split; keep it fixed so the gate compares "
+        "versions on rows none of them trained on.",
+    ),
+]
 ToleranceOpt = Annotated[
     float | None,
     typer.Option(help="Macro-F1 the candidate may lose vs the champion (CEPAGE_GATE_TOLERANCE)."),
@@ -65,6 +73,7 @@ def run_train(
     model: str,
     params: list[str] | None,
     seed: int,
+    split_seed: int = 42,
 ) -> str:
     """Validate and train; returns the registered version. Raises typer.Exit on failure."""
     from train.data import DataError, load_dataset
@@ -75,7 +84,12 @@ def run_train(
     try:
         dataset = load_dataset(data, target)
         result = train_model(
-            settings, dataset, model=model, params=parse_params(params or []), seed=seed
+            settings,
+            dataset,
+            model=model,
+            params=parse_params(params or []),
+            seed=seed,
+            split_seed=split_seed,
         )
     except (DataError, ParamError, StoreError) as exc:
         raise _fail(str(exc)) from None
@@ -132,9 +146,10 @@ def train(
     model: ModelOpt = "linear",
     param: ParamOpt = None,
     seed: SeedOpt = 42,
+    split_seed: SplitSeedOpt = 42,
 ) -> None:
     """Validate the data, train, log to MLflow and register a new model version."""
-    run_train(_settings(), data, target, model, param, seed)
+    run_train(_settings(), data, target, model, param, seed, split_seed)
 
 
 @app.command()
@@ -177,6 +192,7 @@ def retrain(
     model: ModelOpt = "linear",
     param: ParamOpt = None,
     seed: SeedOpt = 42,
+    split_seed: SplitSeedOpt = 42,
     tolerance: ToleranceOpt = None,
     floor: FloorOpt = None,
     build: Annotated[bool, typer.Option(help="Build the Bento after import.")] = True,
@@ -184,7 +200,7 @@ def retrain(
     """Train -> gate -> package. Exit 3 when the gate rejects the model (champion unchanged)."""
     settings = _settings()
     _step(1, 3, "train")
-    run_train(settings, data, target, model, param, seed)
+    run_train(settings, data, target, model, param, seed, split_seed)
     _step(2, 3, "gate")
     if not run_promote(settings, None, tolerance, floor):
         typer.echo("Nothing packaged: the serving model is unchanged.")

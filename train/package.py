@@ -37,7 +37,7 @@ def import_champion(settings: Settings) -> tuple[str, str]:
             f"Model '{name}' has no @{CHAMPION} in {settings.tracking_uri}: run `cepage train` "
             "and `cepage promote` (or `cepage retrain`) first."
         )
-    run = client.get_run(champion.run_id)
+    run = client.get_run(str(champion.run_id))
     labels = {
         "mlflow_version": str(champion.version),
         "mlflow_run_id": str(champion.run_id),

@@ -124,17 +124,19 @@ def promote(
     floor = settings.gate_floor if floor is None else floor
     candidate = _get_version(client, name, version) if version else latest_version(client, name)
     champion = get_alias(client, name, CHAMPION)
+    cand_version = str(candidate.version)
 
-    run = client.get_run(candidate.run_id)
+    run_id = str(candidate.run_id)
+    run = client.get_run(run_id)
     target = _target_of(run.data.tags, candidate)
-    holdout = load_holdout(client, candidate.run_id)
-    candidate_f1 = score(f"models:/{name}/{candidate.version}", holdout, target)
+    holdout = load_holdout(client, run_id)
+    candidate_f1 = score(f"models:/{name}/{cand_version}", holdout, target)
     if candidate_f1 is None:
-        raise StoreError(f"Version {candidate.version} cannot score its own held-out data.")
+        raise StoreError(f"Version {cand_version} cannot score its own held-out data.")
 
-    if champion is not None and champion.version == candidate.version:
+    if champion is not None and str(champion.version) == cand_version:
         decision = GateDecision(True, "already the champion", candidate_f1, candidate_f1)
-        return candidate.version, decision
+        return cand_version, decision
 
     champion_f1 = None
     if champion is not None:
@@ -144,21 +146,21 @@ def promote(
                 False,
                 f"the champion (version {champion.version}) uses other features, so the two "
                 "cannot be compared on the same rows; promote by hand with "
-                f"`cepage promote --version {candidate.version} --force` if this is intended",
+                f"`cepage promote --version {cand_version} --force` if this is intended",
                 candidate_f1,
                 None,
             )
-            _record(client, name, candidate.version, decision)
-            client.set_registered_model_alias(name, CHALLENGER, candidate.version)
-            return candidate.version, decision
+            _record(client, name, cand_version, decision)
+            client.set_registered_model_alias(name, CHALLENGER, cand_version)
+            return cand_version, decision
 
     decision = decide(candidate_f1, champion_f1, tolerance=tolerance, floor=floor)
-    _record(client, name, candidate.version, decision)
+    _record(client, name, cand_version, decision)
     if decision.promote:
-        set_champion(client, name, candidate.version, champion)
+        set_champion(client, name, cand_version, champion)
     else:
-        client.set_registered_model_alias(name, CHALLENGER, candidate.version)
-    return candidate.version, decision
+        client.set_registered_model_alias(name, CHALLENGER, cand_version)
+    return cand_version, decision
 
 
 def force_promote(settings: Settings, version: str) -> None:
@@ -171,11 +173,11 @@ def force_promote(settings: Settings, version: str) -> None:
 
 def set_champion(client: MlflowClient, name: str, version: str, old: ModelVersion | None) -> None:
     """``version`` becomes champion; the old champion becomes ``previous``."""
-    if old is not None and old.version != version:
+    if old is not None and str(old.version) != str(version):
         client.set_registered_model_alias(name, PREVIOUS, old.version)
     client.set_registered_model_alias(name, CHAMPION, version)
     challenger = get_alias(client, name, CHALLENGER)
-    if challenger is not None and challenger.version == version:
+    if challenger is not None and str(challenger.version) == str(version):
         client.delete_registered_model_alias(name, CHALLENGER)
 
 

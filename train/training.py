@@ -29,6 +29,11 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+# The split's seed is fixed apart from the estimator's: two versions trained on the same data then
+# hold out the same rows, so the gate compares them on rows neither has seen.
+SPLIT_SEED = 42
+
+
 def split(dataset: Dataset, seed: int, test_size: float) -> tuple[Any, Any, Any, Any]:
     """Stratified train/held-out split with a fixed seed."""
     return train_test_split(
@@ -47,6 +52,7 @@ def train_model(
     model: str,
     params: dict[str, Any],
     seed: int,
+    split_seed: int = SPLIT_SEED,
     test_size: float = 0.25,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset`` and log and register it as a new version.
@@ -55,10 +61,11 @@ def train_model(
     parameter leaves nothing behind.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
     pipeline = build_pipeline(model, params, seed)
-    x_train, x_test, y_train, y_test = split(dataset, seed, test_size)
+    x_train, x_test, y_train, y_test = split(dataset, split_seed, test_size)
     pipeline.fit(x_train, y_train)
     metrics = evaluate(pipeline, x_test, y_test)
     schema = build_feature_schema(dataset)
@@ -73,13 +80,15 @@ def train_model(
                 "cepage.target": dataset.target_name,
             }
         )
-        mlflow.log_params({"model": model, "seed": seed, "test_size": test_size, **params})
+        mlflow.log_params(
+            {"model": model, "seed": seed, "split_seed": split_seed, "test_size": test_size}
+        )
         mlflow.log_params(
             {f"estimator.{k}": v for k, v in pipeline.named_steps["model"].get_params().items()}
         )
         mlflow.log_metrics(metrics)
         mlflow.log_input(
-            mlflow.data.from_pandas(
+            from_pandas(
                 _with_target(x_train, y_train),
                 source=_source(dataset),
                 name=f"{dataset.name}-train",
@@ -89,7 +98,7 @@ def train_model(
         )
         holdout = _with_target(x_test, y_test)
         mlflow.log_input(
-            mlflow.data.from_pandas(
+            from_pandas(
                 holdout,
                 source=_source(dataset),
                 name=f"{dataset.name}-holdout",
@@ -132,7 +141,12 @@ def _source(dataset: Dataset) -> Any:
 
     if dataset.source == "sklearn":
         return CodeDatasetSource({"loader": "sklearn.datasets.load_wine"})
-    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    # MLflow registers this class dynamically, so it can only be found by name.
+    local: Any = next(
+        s
+        for s in get_registered_sources()
+        if getattr(s, "__name__", "") == "LocalArtifactDatasetSource"
+    )
     return local(str(Path(dataset.source).resolve()))
 
 

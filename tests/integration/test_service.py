@@ -1,0 +1,238 @@
+"""The real service over HTTP: predictions, metadata, feedback, every bad input, metrics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.procs import bentoml_serve
+
+pytestmark = pytest.mark.integration
+
+JSON = {"content-type": "application/json"}
+
+
+def post(url: str, body: Any) -> requests.Response:
+    return requests.post(url, json=body, timeout=30)
+
+
+def post_raw(
+    url: str, data: bytes | str, headers: dict[str, str] | None = None
+) -> requests.Response:
+    return requests.post(url, data=data, headers=headers or JSON, timeout=30)
+
+
+def locs(response: requests.Response) -> list[list[Any]]:
+    return [d["loc"] for d in response.json()["detail"]]
+
+
+def test_predict_returns_label_probabilities_id_and_version(
+    api_url: str, median_record: dict[str, float], metadata: dict[str, Any]
+) -> None:
+    response = post(f"{api_url}/predict", {"records": [median_record, median_record]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "cepage-classifier", "version": metadata["version"]}
+    classes = metadata["feature_schema"]["classes"]
+    for prediction in body["predictions"]:
+        assert prediction["label"] in classes
+        assert set(prediction["probabilities"]) == set(classes)
+        assert math.isclose(sum(prediction["probabilities"].values()), 1.0, abs_tol=1e-6)
+        assert prediction["label"] == max(
+            prediction["probabilities"], key=prediction["probabilities"].get
+        )
+        assert prediction["out_of_range"] == []
+    ids = [p["id"] for p in body["predictions"]]
+    assert len(set(ids)) == 2
+
+
+def test_metadata_carries_the_schema_and_metrics(metadata: dict[str, Any]) -> None:
+    assert metadata["name"] == "cepage-classifier"
+    assert metadata["run_id"]
+    assert metadata["metrics"]["f1_macro"] > 0.9
+    schema = metadata["feature_schema"]
+    assert schema["classes"] == ["class_0", "class_1", "class_2"]
+    names = [f["name"] for f in schema["features"]]
+    assert "od280/od315_of_diluted_wines" in names
+    for feature in schema["features"]:
+        assert feature["min"] <= feature["median"] <= feature["max"]
+
+
+def test_out_of_range_values_are_answered_and_flagged(
+    api_url: str, median_record: dict[str, float], metadata: dict[str, Any]
+) -> None:
+    proline = next(f for f in metadata["feature_schema"]["features"] if f["name"] == "proline")
+    record = {**median_record, "proline": proline["max"] * 10}
+    response = post(f"{api_url}/predict", {"records": [record]})
+    assert response.status_code == 200
+    assert response.json()["predictions"][0]["out_of_range"] == ["proline"]
+
+
+def test_feedback_on_a_real_prediction(api_url: str, median_record: dict[str, float]) -> None:
+    prediction = post(f"{api_url}/predict", {"records": [median_record]}).json()["predictions"][0]
+    other = next(c for c in prediction["probabilities"] if c != prediction["label"])
+    right = post(
+        f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": prediction["label"]}
+    )
+    assert right.status_code == 200, right.text
+    assert right.json()["correct"] is True
+    wrong = post(f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": other})
+    assert wrong.json() | {"correct": False} == wrong.json()
+    assert wrong.json()["predicted"] == prediction["label"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "kind"),
+    [
+        (
+            {"prediction_id": "p1.made.up", "label": "class_0"},
+            ["prediction_id"],
+            "unknown_prediction",
+        ),
+        ({"prediction_id": "x"}, ["label"], "missing"),
+        ({"prediction_id": "x", "label": "class_0", "extra": 1}, ["extra"], "extra_forbidden"),
+    ],
+)
+def test_bad_feedback_gets_400_naming_the_field(
+    api_url: str, body: dict[str, Any], field: list[str], kind: str
+) -> None:
+    response = post(f"{api_url}/feedback", body)
+    assert response.status_code == 400
+    assert [d["loc"] for d in response.json()["detail"]] == [field]
+    assert response.json()["detail"][0]["type"] == kind
+
+
+def test_feedback_with_an_unknown_label_gets_400(
+    api_url: str, median_record: dict[str, float]
+) -> None:
+    prediction = post(f"{api_url}/predict", {"records": [median_record]}).json()["predictions"][0]
+    response = post(f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": "merlot"})
+    assert response.status_code == 400
+    assert locs(response) == [["label"]]
+    assert "merlot" in response.json()["detail"][0]["msg"]
+
+
+def bad_predict_cases(record: dict[str, float]) -> list[tuple[str, Any, list[Any], str]]:
+    name = next(iter(record))
+    without = {k: v for k, v in record.items() if k != name}
+    return [
+        ("missing field", {"records": [without]}, ["records", 0, name], "missing"),
+        (
+            "extra field",
+            {"records": [{**record, "colour": 1.0}]},
+            ["records", 0, "colour"],
+            "extra_forbidden",
+        ),
+        ("wrong type", {"records": [{**record, name: "high"}]}, ["records", 0, name], "float_type"),
+        ("boolean", {"records": [{**record, name: True}]}, ["records", 0, name], "float_type"),
+        ("null", {"records": [{**record, name: None}]}, ["records", 0, name], "float_type"),
+        ("empty records", {"records": []}, ["records"], "too_short"),
+        ("records not a list", {"records": {"a": 1}}, ["records"], "list_type"),
+        ("no records key", {"rows": [record]}, ["records"], "missing"),
+        ("top-level extra", {"records": [record], "debug": True}, ["debug"], "extra_forbidden"),
+        ("too many records", {"records": [record] * 1001}, ["records"], "too_long"),
+    ]
+
+
+def test_every_bad_predict_body_gets_400_naming_the_field(
+    api_url: str, median_record: dict[str, float]
+) -> None:
+    for label, body, loc, kind in bad_predict_cases(median_record):
+        response = post(f"{api_url}/predict", body)
+        assert response.status_code == 400, f"{label}: {response.status_code} {response.text}"
+        details = response.json()["detail"]
+        assert [loc, kind] in [[d["loc"], d["type"]] for d in details], f"{label}: {details}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ('{"records": [{"alcohol": NaN}]}', "finite_number"),
+        ('{"records": [{"alcohol": Infinity}]}', "finite_number"),
+        ('{"records": [{"alcohol": -Infinity}]}', "finite_number"),
+        ("{not json", "json_invalid"),
+        ("[1, 2]", "model_type"),
+        ('"records"', "model_type"),
+        ("", "missing"),
+    ],
+)
+def test_malformed_json_nan_and_non_objects_get_400(api_url: str, raw: str, kind: str) -> None:
+    response = post_raw(f"{api_url}/predict", raw)
+    assert response.status_code == 400, response.text
+    assert kind in [d["type"] for d in response.json()["detail"]]
+
+
+def test_non_json_and_oversized_bodies(api_url: str) -> None:
+    form = requests.post(f"{api_url}/predict", data={"records": "1"}, timeout=10)
+    assert form.status_code == 415
+    huge = post_raw(f"{api_url}/predict", b" " * (3 * 1024 * 1024))
+    assert huge.status_code == 413
+    assert "CEPAGE_MAX_BODY_BYTES" in huge.json()["error"]
+
+
+def metric_lines(url: str) -> list[str]:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def sample(lines: list[str], name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in lines:
+        metric, _, value = line.rpartition(" ")
+        if metric.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in metric for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def exercise(url: str, record: dict[str, float], count: int) -> list[dict[str, Any]]:
+    predictions = []
+    for _ in range(count):
+        response = post(f"{url}/predict", {"records": [record]})
+        assert response.status_code == 200
+        predictions.extend(response.json()["predictions"])
+    for prediction in predictions:
+        post(f"{url}/feedback", {"prediction_id": prediction["id"], "label": prediction["label"]})
+    return predictions
+
+
+def check_metrics(url: str, record: dict[str, float], count: int) -> None:
+    predictions = exercise(url, record, count)
+    label = predictions[0]["label"]
+    lines = metric_lines(url)
+    buckets = [
+        ln for ln in lines if ln.startswith("bentoml_service_request_duration_seconds_bucket")
+    ]
+    assert any('le="0.001"' in ln and 'endpoint="/predict"' in ln for ln in buckets)
+    assert (
+        sample(lines, "bentoml_service_request_duration_seconds_count", endpoint="/predict")
+        >= count
+    )
+    assert sample(lines, "cepage_predictions_total", label=label) == count
+    assert sample(lines, "cepage_prediction_confidence_count") == count
+    assert sample(lines, "cepage_feedback_total", outcome="correct") == count
+    assert sample(lines, "cepage_model_info") >= 1
+
+
+def test_metrics_have_dense_latency_buckets_and_the_custom_metrics(
+    trained_home: Path, median_record: dict[str, float]
+) -> None:
+    # A fresh server, so counts start at zero.
+    with bentoml_serve(trained_home) as url:
+        check_metrics(url, median_record, count=12)
+
+
+def test_metrics_add_up_across_two_workers(
+    trained_home: Path, median_record: dict[str, float]
+) -> None:
+    """bentoml#5056: custom histograms went missing with several workers; ours must not."""
+    with bentoml_serve(trained_home, workers=2) as url:
+        check_metrics(url, median_record, count=30)
+        pids = {ln.split('pid="')[1].split('"')[0] for ln in metric_lines(url) if 'pid="' in ln}
+        assert len(pids) == 2, f"expected both workers to have served, saw pids {pids}"

@@ -1,0 +1,204 @@
+"""The Streamlit page (ui/app.py) driven by AppTest against the real service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import NumberInput
+
+from tests.ui.conftest import predict_requests
+from ui.batch import LABEL_COLUMN, PROBABILITY_PREFIX, to_csv
+from ui.client import Metadata
+from ui.form import input_spec, readable_label
+
+pytestmark = pytest.mark.ui
+
+TIMEOUT = 60
+
+
+def start(app_path: Path) -> AppTest:
+    at = AppTest.from_file(str(app_path), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path) -> AppTest:
+    monkeypatch.setenv("CEPAGE_API_URL", api_url)
+    return start(app_path)
+
+
+def feature_inputs(at: AppTest) -> dict[str, NumberInput]:
+    """The form's number inputs by feature name (their keys end with it)."""
+    return {str(n.key).rsplit(":", 1)[1]: n for n in at.number_input}
+
+
+def number(widget: NumberInput) -> float:
+    assert widget.value is not None
+    return float(widget.value)
+
+
+def form_record(at: AppTest) -> dict[str, float]:
+    return {name: number(widget) for name, widget in feature_inputs(at).items()}
+
+
+def service_label(api_url: str, record: dict[str, float]) -> dict[str, Any]:
+    response = requests.post(f"{api_url}/predict", json={"records": [record]}, timeout=30)
+    response.raise_for_status()
+    prediction: dict[str, Any] = response.json()["predictions"][0]
+    return prediction
+
+
+def texts(elements: Any) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def predict(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Predict").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_form_has_one_input_per_feature(app: AppTest, served: Metadata) -> None:
+    inputs = feature_inputs(app)
+    assert sorted(inputs) == sorted(served.schema.names)
+    for feature in served.schema.features:
+        widget = inputs[feature.name]
+        spec = input_spec(feature)
+        assert widget.label == readable_label(feature.name)
+        assert widget.value == spec.value
+        assert widget.min is not None
+        assert widget.max is not None
+        assert widget.min < feature.min or widget.min == 0
+        assert widget.max > feature.max
+    assert not app.error
+
+
+def test_the_sidebar_shows_the_model(app: AppTest, served: Metadata, api_url: str) -> None:
+    assert app.sidebar.text_input[0].value == api_url
+    sidebar = " ".join(texts(app.sidebar.markdown) + texts(app.sidebar.caption))
+    for expected in (served.name, served.version, served.run_id, served.bento_model):
+        assert expected in sidebar
+    for name, value in served.metrics.items():
+        assert f"{readable_label(name)}: `{value:.4f}`" in sidebar
+
+
+def test_submitting_shows_the_predicted_label(app: AppTest, api_url: str) -> None:
+    expected = service_label(api_url, form_record(app))
+    predict(app)
+    [result] = [s for s in texts(app.success) if s.startswith("Predicted")]
+    assert f"**{expected['label']}**" in result
+    assert f"{expected['probabilities'][expected['label']]:.1%}" in result
+    assert not app.warning
+    assert not app.error
+    assert [e for e in app.main.get("vega_lite_chart")], "no probability chart"
+
+
+def test_out_of_range_values_are_flagged(app: AppTest, served: Metadata, api_url: str) -> None:
+    feature = served.schema.features[-1]
+    widget = feature_inputs(app)[feature.name]
+    assert widget.max is not None
+    widget.set_value(widget.max)
+    expected = service_label(api_url, {**form_record(app), feature.name: float(widget.max)})
+    predict(app)
+    assert any(f"**{expected['label']}**" in s for s in texts(app.success))
+    [warning] = texts(app.warning)
+    assert readable_label(feature.name) in warning
+    assert "Outside the training range" in warning
+    assert expected["out_of_range"] == [feature.name]
+
+
+def test_feedback_is_recorded(app: AppTest, served: Metadata, api_url: str) -> None:
+    predicted = service_label(api_url, form_record(app))["label"]
+    predict(app)
+    other = next(c for c in served.schema.classes if c != predicted)
+    for true_label, outcome in ((other, "incorrect"), (predicted, "correct")):
+        app.selectbox[0].select(true_label)
+        next(b for b in app.button if b.label == "Send feedback").click()
+        app.run()
+        assert not app.exception
+        assert not app.error
+        recorded = [s for s in texts(app.success) if s.startswith("Feedback recorded")]
+        assert recorded == [
+            f"Feedback recorded as {outcome}: predicted {predicted}, true {true_label} "
+            f"(model version {served.version})."
+        ]
+
+
+def test_a_csv_upload_is_scored(app: AppTest, served: Metadata, api_url: str) -> None:
+    features = served.schema.features
+    rows = [
+        {f.name: f.min - (f.max - f.min) - 1 for f in features},
+        {f.name: f.max + (f.max - f.min) + 1 for f in features},
+    ]
+    rows += [{f.name: f.median for f in features}] * 3
+    frame = pd.DataFrame(rows, columns=served.schema.names)
+    app.file_uploader[0].set_value(("wines.csv", to_csv(frame), "text/csv"))
+    app.run()
+    assert not app.exception
+    assert not app.error
+    [table] = app.dataframe
+    scored = table.value
+    assert len(scored) == len(frame)
+    labels = [service_label(api_url, row)["label"] for row in rows]
+    assert list(scored[LABEL_COLUMN]) == labels
+    for cls in served.schema.classes:
+        assert f"{PROBABILITY_PREFIX}{cls}" in scored.columns
+    assert f"Scored {len(frame)} rows" in " ".join(texts(app.success))
+    assert any("2 rows have values outside" in w for w in texts(app.warning))
+    assert "Download the scored CSV" in [b.label for b in app.download_button]
+
+
+def test_a_csv_with_wrong_columns_is_refused(app: AppTest, served: Metadata, api_url: str) -> None:
+    dropped = served.schema.names[0]
+    frame = pd.DataFrame([{f.name: f.median for f in served.schema.features}]).drop(
+        columns=[dropped]
+    )
+    frame["colour"] = 3.0
+    before = predict_requests(api_url)
+    app.file_uploader[0].set_value(("bad.csv", to_csv(frame), "text/csv"))
+    app.run()
+    assert not app.exception
+    [error] = texts(app.error)
+    assert f"missing columns: {dropped!r}" in error
+    assert "unexpected columns: 'colour'" in error
+    assert not app.dataframe
+    assert predict_requests(api_url) == before, "a request was sent for an invalid file"
+
+
+def test_api_down_is_an_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, dead_url: str, app_path: Path
+) -> None:
+    monkeypatch.setenv("CEPAGE_API_URL", dead_url)
+    at = start(app_path)
+    [error] = texts(at.error)
+    assert error == f"The API at {dead_url} is not reachable: connection refused."
+    assert not at.number_input
+
+
+def test_without_a_url_the_page_asks_for_it(
+    monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path
+) -> None:
+    monkeypatch.delenv("CEPAGE_API_URL", raising=False)
+    at = start(app_path)
+    assert at.sidebar.text_input[0].value == ""
+    assert any("Enter the API URL" in i for i in texts(at.info))
+    assert not at.error
+    assert not at.number_input
+    at.sidebar.text_input[0].input(api_url).run()
+    assert not at.exception
+    assert not at.info
+    assert len(at.number_input) > 0
+
+
+def test_an_invalid_url_is_explained(monkeypatch: pytest.MonkeyPatch, app_path: Path) -> None:
+    monkeypatch.setenv("CEPAGE_API_URL", "localhost:3000")
+    at = start(app_path)
+    [error] = texts(at.error)
+    assert "is not a valid API URL" in error

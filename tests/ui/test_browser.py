@@ -1,0 +1,107 @@
+"""The real page in a real browser: `streamlit run ui/app.py` driven through Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.procs import BIN, ROOT, free_port, require, stop, wait_http
+from ui.client import Metadata
+from ui.form import input_spec, readable_label
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def ui_url(api_url: str, tmp_path: Path) -> Iterator[str]:
+    """A real `streamlit run ui/app.py` pointed at the real service; yields its URL."""
+    require(CHROMIUM.exists(), "chromium is not installed (apt-get install chromium)")
+    port = free_port()
+    env = {
+        **os.environ,
+        "CEPAGE_API_URL": api_url,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    log = tmp_path / "streamlit.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "streamlit"),
+                "run",
+                str(ROOT / "ui" / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_stcore/health", proc, timeout=60, log=log)
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_predict_in_a_real_browser(
+    ui_url: str, api_url: str, served: Metadata, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Change the first feature to its training maximum; the service says what to expect.
+    feature = served.schema.features[0]
+    record = {f.name: float(input_spec(f).value) for f in served.schema.features}
+    spec = input_spec(feature)
+    typed = spec.format % feature.max
+    record[feature.name] = float(typed)
+    expected = _service_prediction(api_url, record)
+    target = readable_label(served.schema.target).lower()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(ui_url)
+            field = page.get_by_label(spec.label, exact=True)
+            field.wait_for(timeout=WAIT_MS)
+            field.fill(typed)
+            page.get_by_role("button", name="Predict").click()
+            page.get_by_text(f"Predicted {target}: {expected['label']}").wait_for(timeout=WAIT_MS)
+            page.get_by_role("button", name="Send feedback").wait_for(timeout=WAIT_MS)
+            assert page.get_by_text("Traceback").count() == 0
+            page.screenshot(path=str(tmp_path / "prediction.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "prediction.png").stat().st_size > 0
+
+
+def _service_prediction(api_url: str, record: dict[str, float]) -> dict[str, Any]:
+    response = requests.post(f"{api_url}/predict", json={"records": [record]}, timeout=30)
+    response.raise_for_status()
+    prediction: dict[str, Any] = response.json()["predictions"][0]
+    return prediction

@@ -1,0 +1,67 @@
+"""The prediction logic with a stub estimator (no BentoML, no store)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bento.predictor import ModelBundle, ModelInfo, Predictor
+
+SCHEMA = {
+    "classes": ["a", "b"],
+    "features": [
+        {"name": "x", "min": 0.0, "max": 10.0, "median": 5.0},
+        {"name": "y/z", "min": -1.0, "max": 1.0, "median": 0.0},
+    ],
+}
+
+
+class StubEstimator:
+    """Class 'b' when x > 5; records the arrays it is given."""
+
+    classes_ = np.array(["a", "b"])
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        self.seen.append(matrix)
+        p_b = (matrix[:, 0] > 5).astype(float) * 0.8 + 0.1
+        return np.column_stack([1 - p_b, p_b])
+
+
+@pytest.fixture
+def predictor() -> Predictor:
+    info = ModelInfo(name="m", version="3", bento_model="m:abc", run_id="r", created_at="t")
+    return Predictor(ModelBundle(estimator=StubEstimator(), schema=SCHEMA, info=info))
+
+
+def test_predicts_in_schema_order_whatever_the_key_order(predictor: Predictor) -> None:
+    rows = predictor.predict([{"y/z": 0.5, "x": 9.0}, {"x": 1.0, "y/z": 0.0}])
+    assert [r.label for r in rows] == ["b", "a"]
+    assert rows[0].probabilities == pytest.approx({"a": 0.1, "b": 0.9})
+    seen: Any = predictor.bundle.estimator.seen[0]
+    assert seen.tolist() == [[9.0, 0.5], [1.0, 0.0]]
+
+
+def test_out_of_range_features_are_flagged(predictor: Predictor) -> None:
+    rows = predictor.predict([{"x": 11.0, "y/z": -2.0}, {"x": 10.0, "y/z": -1.0}])
+    assert rows[0].out_of_range == ["x", "y/z"]
+    assert rows[1].out_of_range == []  # the bounds themselves are in range
+
+
+def test_check_names_missing_and_unknown_fields(predictor: Predictor) -> None:
+    problems = predictor.check([{"x": 1.0, "y/z": 0.0}, {"x": 1.0, "w": 2.0}], limit=10)
+    assert [(p.loc, p.kind) for p in problems] == [
+        (("records", 1, "y/z"), "missing"),
+        (("records", 1, "w"), "extra_forbidden"),
+    ]
+
+
+def test_check_enforces_the_record_limit(predictor: Predictor) -> None:
+    problems = predictor.check([{"x": 1.0, "y/z": 0.0}] * 3, limit=2)
+    assert len(problems) == 1
+    assert problems[0].loc == ("records",)
+    assert "at most 2" in problems[0].message
