@@ -1,0 +1,110 @@
+"""`cepage up`: the three services come up, answer, and all stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.support.procs import BIN, ROOT, free_port, stack_env
+
+pytestmark = pytest.mark.integration
+
+
+def start_stack(home: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+    env = stack_env(
+        home,
+        CEPAGE_MLFLOW_PORT=str(ports["mlflow"]),
+        CEPAGE_API_PORT=str(ports["api"]),
+        CEPAGE_UI_PORT=str(ports["ui"]),
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "cepage"), "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            return proc, lines
+    proc.kill()
+    raise AssertionError("cepage up did not come up:\n" + "".join(lines))
+
+
+def stop_stack(proc: subprocess.Popen[str]) -> tuple[int, list[int]]:
+    children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    time.sleep(0.5)
+    alive = [
+        pid
+        for pid in children
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+    ]
+    return code, alive
+
+
+def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = {"mlflow": free_port(), "api": free_port(), "ui": free_port()}
+    proc, lines = start_stack(tmp_path, ports)
+    output = "".join(lines)
+    try:
+        assert "No served model yet: training the default model first." in output
+        assert f"http://127.0.0.1:{ports['ui']}" in output
+        assert requests.get(f"http://127.0.0.1:{ports['ui']}/_stcore/health", timeout=5).ok
+        assert requests.get(f"http://127.0.0.1:{ports['api']}/readyz", timeout=5).ok
+        mlflow = requests.get(
+            f"http://127.0.0.1:{ports['mlflow']}/api/2.0/mlflow/registered-models/get",
+            params={"name": "cepage-classifier"},
+            timeout=10,
+        ).json()
+        aliases = {a["alias"] for a in mlflow["registered_model"]["aliases"]}
+        assert aliases == {"champion"}
+        meta = requests.get(f"http://127.0.0.1:{ports['api']}/metadata", timeout=5).json()
+        assert meta["version"] == "1"
+    finally:
+        code, alive = stop_stack(proc)
+    assert code == 0
+    assert alive == [], f"processes left running after Ctrl-C: {alive}"
+
+    # A second start reuses the served model: no training.
+    again, lines = start_stack(tmp_path, ports)
+    code, alive = stop_stack(again)
+    assert "training" not in "".join(lines)
+    assert code == 0 and alive == []
+
+
+def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = stack_env(tmp_path, CEPAGE_API_PORT=str(port))
+        done = subprocess.run(
+            [str(BIN / "cepage"), "up"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"Port {port} (api) is already in use" in done.stdout
+    assert not (tmp_path / "mlflow.db").exists()
