@@ -81,7 +81,7 @@ def plan(settings: Settings) -> list[Child]:
             "ui",
             [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.headless", "true"]
             + ["--server.address", host, "--server.port", str(settings.ui_port)]
-            + ["--browser.gatherUsageStats", "false"],
+            + ["--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
             settings.ui_port,
             "/_stcore/health",
             f"http://{host}:{settings.ui_port}",

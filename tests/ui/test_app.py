@@ -11,10 +11,11 @@ import requests
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import NumberInput
 
-from tests.ui.conftest import predict_requests
+import ui.form
+from tests.ui.traffic import predict_requests
 from ui.batch import LABEL_COLUMN, PROBABILITY_PREFIX, to_csv
-from ui.client import Metadata
-from ui.form import input_spec, readable_label
+from ui.client import Feature, Metadata
+from ui.form import InputSpec, input_spec, readable_label
 
 pytestmark = pytest.mark.ui
 
@@ -161,6 +162,7 @@ def test_a_csv_with_wrong_columns_is_refused(app: AppTest, served: Metadata, api
         columns=[dropped]
     )
     frame["colour"] = 3.0
+    service_label(api_url, {f.name: f.median for f in served.schema.features})  # count exists
     before = predict_requests(api_url)
     app.file_uploader[0].set_value(("bad.csv", to_csv(frame), "text/csv"))
     app.run()
@@ -202,3 +204,27 @@ def test_an_invalid_url_is_explained(monkeypatch: pytest.MonkeyPatch, app_path: 
     at = start(app_path)
     [error] = texts(at.error)
     assert "is not a valid API URL" in error
+
+
+def test_a_bad_setting_is_explained(
+    monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path
+) -> None:
+    monkeypatch.setenv("CEPAGE_API_URL", api_url)
+    monkeypatch.setenv("CEPAGE_API_TIMEOUT_SECONDS", "soon")
+    at = start(app_path)
+    [error] = texts(at.error)
+    assert "configuration is invalid" in error
+    assert "CEPAGE_API_TIMEOUT_SECONDS" in error
+
+
+def test_an_unexpected_bug_is_a_sentence_not_a_traceback(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(feature: Feature) -> InputSpec:
+        raise RuntimeError(f"cannot lay out {feature.name}")
+
+    monkeypatch.setattr(ui.form, "input_spec", broken)
+    app.run()
+    assert not app.exception
+    [error] = texts(app.error)
+    assert error.startswith("Something went wrong in the UI (RuntimeError: cannot lay out ")

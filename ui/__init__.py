@@ -1,0 +1,1 @@
+"""The cepage Streamlit UI: talks to the model service over HTTP only."""

@@ -1,0 +1,305 @@
+"""A small typed client for the model service's HTTP API.
+
+Every failure (network, HTTP status, unexpected body) becomes one exception type, :class:`ApiError`,
+whose message is a sentence a person can act on: the page shows it as is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+MAX_DETAILS_SHOWN = 5
+
+
+class ApiError(Exception):
+    """A request to the model service failed; ``str(error)`` says why, for a person.
+
+    Attributes:
+        status: The HTTP status, or None when no answer came back.
+        fields: The names of the fields the service complained about (from ``detail[].loc``).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, fields: Sequence[str] = ()):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.fields = tuple(fields)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input of the model, as described by the training data."""
+
+    name: str
+    dtype: str
+    min: float
+    max: float
+    median: float
+
+    @property
+    def is_integer(self) -> bool:
+        return self.dtype == "integer"
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The model's inputs and outputs: the contract the form and the batch check are built from."""
+
+    target: str
+    classes: tuple[str, ...]
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """``GET /metadata``: the served model and its feature schema."""
+
+    name: str
+    version: str
+    bento_model: str
+    run_id: str
+    created_at: str
+    metrics: dict[str, float]
+    max_records: int
+    schema: FeatureSchema
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The service's answer for one record."""
+
+    id: str
+    label: str
+    probabilities: dict[str, float]
+    out_of_range: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What a feedback was recorded as."""
+
+    prediction_id: str
+    label: str
+    predicted: str
+    correct: bool
+    model_version: str
+
+
+def normalize_url(url: str) -> str:
+    """The API base URL without surrounding spaces or a trailing slash.
+
+    Raises:
+        ApiError: the URL is empty or not an http(s) URL with a host.
+    """
+    text = url.strip().rstrip("/")
+    if not text:
+        raise ApiError("Enter the model API's URL (for example http://HOST:PORT).")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(
+            f"{text!r} is not a valid API URL: it should look like http://HOST:PORT "
+            "(with http:// or https://)."
+        )
+    return text
+
+
+class ApiClient:
+    """Calls ``GET /metadata``, ``POST /predict`` and ``POST /feedback`` of one service."""
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None
+    ) -> None:
+        self.base_url = normalize_url(base_url)
+        self.timeout = timeout
+        self._session = session or requests.Session()
+
+    def metadata(self) -> Metadata:
+        """The served model, its metrics and its feature schema."""
+        body = self._request("GET", "/metadata")
+        try:
+            return _parse_metadata(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._unexpected("/metadata", exc) from None
+
+    def predict(self, records: Sequence[Mapping[str, float]]) -> list[Prediction]:
+        """Score ``records`` (each maps every feature name to a number), in order."""
+        body = self._request("POST", "/predict", {"records": [dict(r) for r in records]})
+        try:
+            predictions = [_parse_prediction(p) for p in body["predictions"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._unexpected("/predict", exc) from None
+        if len(predictions) != len(records):
+            raise ApiError(
+                f"The API at {self.base_url} answered {len(predictions)} predictions "
+                f"for {len(records)} records."
+            )
+        return predictions
+
+    def feedback(self, prediction_id: str, label: str) -> FeedbackResult:
+        """Tell the service the true label of an earlier prediction."""
+        body = self._request("POST", "/feedback", {"prediction_id": prediction_id, "label": label})
+        try:
+            return FeedbackResult(
+                prediction_id=str(body["prediction_id"]),
+                label=str(body["label"]),
+                predicted=str(body["predicted"]),
+                correct=bool(body["correct"]),
+                model_version=str(body["model_version"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise self._unexpected("/feedback", exc) from None
+
+    def _request(self, method: str, path: str, payload: Any = None) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._session.request(method, url, json=payload, timeout=self.timeout)
+        except requests.Timeout:
+            raise ApiError(
+                f"The API at {self.base_url} is not reachable: no answer within {self.timeout:g} s."
+            ) from None
+        except requests.RequestException as exc:
+            raise ApiError(
+                f"The API at {self.base_url} is not reachable: {_network_reason(exc)}."
+            ) from None
+        if response.status_code >= 400:
+            raise _http_error(self.base_url, path, response)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._unexpected(path, "the body is not JSON") from None
+
+    def _unexpected(self, path: str, problem: object) -> ApiError:
+        return ApiError(
+            f"The API at {self.base_url} gave an unexpected answer to {path} ({problem!s}); "
+            "is this the cepage model service, and the same version as this UI?"
+        )
+
+
+def _parse_metadata(body: Mapping[str, Any]) -> Metadata:
+    schema = body["feature_schema"]
+    features = tuple(
+        Feature(
+            name=str(f["name"]),
+            dtype=str(f.get("dtype", "number")),
+            min=float(f["min"]),
+            max=float(f["max"]),
+            median=float(f["median"]),
+        )
+        for f in schema["features"]
+    )
+    if not features:
+        raise ValueError("the feature schema lists no features")
+    return Metadata(
+        name=str(body["name"]),
+        version=str(body["version"]),
+        bento_model=str(body.get("bento_model", "")),
+        run_id=str(body.get("run_id", "")),
+        created_at=str(body.get("created_at", "")),
+        metrics={str(k): float(v) for k, v in body.get("metrics", {}).items()},
+        max_records=int(body["max_records"]),
+        schema=FeatureSchema(
+            target=str(schema.get("target", "label")),
+            classes=tuple(str(c) for c in schema["classes"]),
+            features=features,
+        ),
+    )
+
+
+def _parse_prediction(item: Mapping[str, Any]) -> Prediction:
+    return Prediction(
+        id=str(item["id"]),
+        label=str(item["label"]),
+        probabilities={str(k): float(v) for k, v in item["probabilities"].items()},
+        out_of_range=tuple(str(name) for name in item.get("out_of_range", [])),
+    )
+
+
+def _network_reason(exc: requests.RequestException) -> str:
+    """A short reason for a failed connection, e.g. "connection refused"."""
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
+        return "the URL is not valid"
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip().lower()
+    for known in ("Connection refused", "Connection reset", "Remote end closed connection"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return f"{type(exc).__name__} ({text[:200]})"
+
+
+def _http_error(base_url: str, path: str, response: requests.Response) -> ApiError:
+    status = response.status_code
+    body = _json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    details = body.get("detail") if isinstance(body, dict) else None
+    if status >= 500:
+        said = f": {error}" if isinstance(error, str) and error else ""
+        return ApiError(
+            f"The API at {base_url} failed on {path} (HTTP {status}{said}). "
+            "This is a problem of the service, not of your input: its log has the details.",
+            status=status,
+        )
+    if status == 404 and body is None:
+        return ApiError(
+            f"{base_url}{path} was not found (HTTP 404): is {base_url} the model API's URL?",
+            status=status,
+        )
+    fields, lines = _describe_details(details)
+    summary = error if isinstance(error, str) and error else _short_text(response)
+    message = f"The API refused the request to {path} (HTTP {status}): {summary}"
+    if fields:
+        message += f" — fields: {', '.join(fields)}"
+    if lines:
+        message += ".\n" + "\n".join(f"- {line}" for line in lines)
+    return ApiError(message, status=status, fields=fields)
+
+
+def _describe_details(details: object) -> tuple[list[str], list[str]]:
+    """Field names (unique, in order) and one line per problem from pydantic-style ``detail``."""
+    if not isinstance(details, list):
+        return [], []
+    fields: list[str] = []
+    lines: list[str] = []
+    for item in details:
+        if not isinstance(item, dict):
+            continue
+        loc = list(item.get("loc", []))
+        names = [part for part in loc if isinstance(part, str)]
+        rows = [part for part in loc if isinstance(part, int)]
+        if len(names) > 1 and names[0] == "records":
+            names = names[1:]
+        field = names[-1] if names else "request"
+        if field not in fields:
+            fields.append(field)
+        where = f"{field} (record {rows[0] + 1})" if rows else field
+        lines.append(f"{where}: {item.get('msg', 'invalid')}")
+    if len(lines) > MAX_DETAILS_SHOWN:
+        hidden = len(lines) - MAX_DETAILS_SHOWN
+        lines = [*lines[:MAX_DETAILS_SHOWN], f"... and {hidden} more"]
+    return fields, lines
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _short_text(response: requests.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:200] or response.reason or "no details"
