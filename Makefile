@@ -12,7 +12,7 @@ LOCK    := requirements/dev.lock
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/pytest
 
-.PHONY: help setup up test test-unit test-integration test-ui lint format typecheck bench lock clean
+.PHONY: help setup up test test-unit test-integration test-ui test-monitoring lint format typecheck bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ test-integration: $(STAMP) ## Integration tests: real MLflow store, real bentoml
 
 test-ui: $(STAMP) ## UI tests: Streamlit AppTest against the real service, and the real browser
 	@$(PYTEST) tests/ui
+
+test-monitoring: $(STAMP) ## promtool/amtool checks, alert unit tests, dashboards against a real Prometheus
+	@$(PYTEST) tests/monitoring
 
 lint: $(STAMP) ## ruff lint + format check
 	@$(BIN)/ruff check .

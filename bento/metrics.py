@@ -23,6 +23,8 @@ class ServiceMetrics:
     feedback: Any
     model_info: Any
     reloads: Any
+    feature_bins: Any
+    reference_ratio: Any
 
 
 def create_metrics() -> ServiceMetrics:
@@ -60,5 +62,16 @@ def create_metrics() -> ServiceMetrics:
         reloads=prom.Counter(
             "cepage_model_reloads_total",
             "Times a worker swapped in a newer model from the store.",
+        ),
+        feature_bins=prom.Counter(
+            "cepage_feature_bin_total",
+            "Input values by feature and training-reference bin (for drift, see bento/drift.py).",
+            ["model_version", "feature", "bin"],
+        ),
+        reference_ratio=prom.Gauge(
+            "cepage_feature_reference_ratio",
+            "Share of the training rows in each reference bin of each feature.",
+            ["model_version", "feature", "bin"],
+            multiprocess_mode="livemax",
         ),
     )

@@ -94,9 +94,16 @@ class Predictor:
                     )
         return problems
 
+    def matrix(self, records: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """Already-checked records as a float array, columns in schema order."""
+        return np.array([[r[name] for name in self.features] for r in records], dtype="float64")
+
     def predict(self, records: Sequence[Mapping[str, float]]) -> list[RowPrediction]:
         """Score already-checked records."""
-        matrix = np.array([[r[name] for name in self.features] for r in records], dtype="float64")
+        return self.predict_matrix(self.matrix(records))
+
+    def predict_matrix(self, matrix: np.ndarray) -> list[RowPrediction]:
+        """Score rows built by :meth:`matrix`."""
         proba = self.bundle.estimator.predict_proba(matrix)
         outside = (matrix < self._low) | (matrix > self._high)
         results = []

@@ -7,6 +7,7 @@ store ``cepage package`` filled), or build and containerize it from ``bentofile.
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, cast
 
 import bentoml
@@ -14,9 +15,10 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from bento.drift import ReferenceBins
 from bento.guard import RequestGuard
 from bento.loader import latest_tag, load_bundle
-from bento.metrics import create_metrics
+from bento.metrics import ServiceMetrics, create_metrics
 from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
 from bento.predictor import InputProblem, ModelBundle, Predictor
 from bento.schemas import (
@@ -35,6 +37,41 @@ logger = logging.getLogger("cepage.service")
 # GET routes: BentoML's @bentoml.api methods are POST-only, so GET /metadata is a FastAPI
 # class view mounted beside them (it receives the service instance as `self`).
 http = FastAPI(title="cepage", docs_url=None, redoc_url=None, openapi_url="/metadata/openapi.json")
+
+
+@dataclass(frozen=True)
+class Served:
+    """One model with everything a request needs, swapped as a whole on reload."""
+
+    predictor: Predictor
+    reference: ReferenceBins
+    bin_counters: list[list[Any]]  # [feature][bin] -> labelled counter, resolved once
+
+
+def prepare(bundle: ModelBundle, metrics: ServiceMetrics) -> Served:
+    """Wrap a bundle and create its series at zero.
+
+    A counter that first appears with a non-zero value loses those increments to rate() and
+    increase(); and the drift bins must exist empty for PSI to see them.
+    """
+    reference = ReferenceBins(bundle.schema)
+    predictor = Predictor(bundle)
+    version = bundle.info.version
+    for label in predictor.classes:
+        metrics.predictions.labels(version, label)
+    for outcome in ("correct", "incorrect"):
+        metrics.feedback.labels(version, outcome)
+    for feature in predictor.features:
+        metrics.out_of_range.labels(feature)
+    metrics.confidence.labels(version)
+    counters = []
+    for feature, fractions in zip(reference.features, reference.fractions, strict=True):
+        row = []
+        for index, fraction in enumerate(fractions):
+            metrics.reference_ratio.labels(version, feature, str(index)).set(fraction)
+            row.append(metrics.feature_bins.labels(version, feature, str(index)))
+        counters.append(row)
+    return Served(predictor, reference, counters)
 
 
 def _problems_error(title: str, problems: list[InputProblem]) -> ValidationError:
@@ -77,14 +114,18 @@ class Classifier:
         if self.settings.reload_seconds > 0:
             threading.Thread(target=self._watch_store, name="model-reload", daemon=True).start()
 
+    @property
+    def predictor(self) -> Predictor:
+        return self.served.predictor
+
     def _install(self, bundle: ModelBundle) -> None:
         """Swap the served model atomically; requests in flight keep the one they started with."""
-        old = getattr(self, "predictor", None)
-        self.predictor = Predictor(bundle)
+        old: Served | None = getattr(self, "served", None)
+        self.served = prepare(bundle, self.metrics)
         info = bundle.info
         self.metrics.model_info.labels(info.name, info.version, info.bento_model).set(1)
         if old is not None:
-            prev = old.bundle.info
+            prev = old.predictor.bundle.info
             self.metrics.model_info.labels(prev.name, prev.version, prev.bento_model).set(0)
         logger.info("Serving %s (MLflow version %s)", info.bento_model, info.version)
 
@@ -102,11 +143,14 @@ class Classifier:
     @bentoml.api(route="/predict")
     def predict(self, request: PredictRequest, /) -> PredictResponse:
         """Score records: label, class probabilities, out-of-range features, prediction id."""
-        predictor = self.predictor
+        served = self.served
+        predictor = served.predictor
         problems = predictor.check(request.records, self.settings.max_records)
         if problems:
             raise _problems_error("PredictRequest", problems)
-        rows = predictor.predict(request.records)
+        matrix = predictor.matrix(request.records)
+        rows = predictor.predict_matrix(matrix)
+        self._count_bins(served, matrix)
         info = predictor.bundle.info
         predictions = []
         for row in rows:
@@ -125,6 +169,14 @@ class Classifier:
         return PredictResponse(
             model=ModelRef(name=info.name, version=info.version), predictions=predictions
         )
+
+    @staticmethod
+    def _count_bins(served: Served, matrix: Any) -> None:
+        for counters, counts in zip(
+            served.bin_counters, served.reference.counts(matrix), strict=True
+        ):
+            for index in counts.nonzero()[0]:
+                counters[index].inc(int(counts[index]))
 
     @bentoml.api(route="/feedback")
     def feedback(self, request: FeedbackRequest, /) -> FeedbackResponse:

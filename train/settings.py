@@ -29,6 +29,9 @@ class Settings:
     mlflow_port: int
     api_port: int
     ui_port: int
+    prometheus_port: int
+    alertmanager_port: int
+    node_exporter_port: int
 
     @property
     def api_url(self) -> str:
@@ -78,6 +81,9 @@ def load_settings() -> Settings:
         mlflow_port=_int("CEPAGE_MLFLOW_PORT", 5000),
         api_port=_int("CEPAGE_API_PORT", 3000),
         ui_port=_int("CEPAGE_UI_PORT", 8501),
+        prometheus_port=_int("CEPAGE_PROMETHEUS_PORT", 9090),
+        alertmanager_port=_int("CEPAGE_ALERTMANAGER_PORT", 9093),
+        node_exporter_port=_int("CEPAGE_NODE_EXPORTER_PORT", 9100),
     )
 
 

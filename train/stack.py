@@ -20,6 +20,13 @@ from pathlib import Path
 
 import typer
 
+from train.local_monitoring import (
+    INSTALL_HINT,
+    address,
+    find_binary,
+    prepare_prometheus,
+    render_alertmanager,
+)
 from train.settings import Settings
 
 # How often the local service looks for a newly packaged model (seconds).
@@ -87,7 +94,62 @@ def plan(settings: Settings) -> list[Child]:
             f"http://{host}:{settings.ui_port}",
             ui_env,
         ),
+        *monitoring_plan(settings),
     ]
+
+
+def monitoring_plan(settings: Settings) -> list[Child]:
+    """Prometheus, Alertmanager and node_exporter, for those installed on this machine."""
+    home, host, env = settings.home, settings.host, dict(os.environ)
+    children = []
+    node = find_binary("node_exporter", "prometheus-node-exporter")
+    if node:
+        port = settings.node_exporter_port
+        argv = [node, f"--web.listen-address={address(settings, port)}"]
+        children.append(
+            Child("node_exporter", argv, port, "/metrics", f"http://{host}:{port}", env)
+        )
+    manager = find_binary("alertmanager", "prometheus-alertmanager")
+    if manager:
+        port = settings.alertmanager_port
+        argv = [
+            manager,
+            f"--config.file={home / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={home / 'alertmanager' / 'data'}",
+            f"--web.listen-address={address(settings, port)}",
+            "--cluster.listen-address=",  # a single local instance: no gossip port
+        ]
+        children.append(Child("alertmanager", argv, port, "/-/ready", f"http://{host}:{port}", env))
+    prometheus = find_binary("prometheus")
+    if prometheus:
+        port = settings.prometheus_port
+        argv = [
+            prometheus,
+            f"--config.file={home / 'prometheus' / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'prometheus' / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            f"--web.listen-address={address(settings, port)}",
+        ]
+        children.append(Child("prometheus", argv, port, "/-/ready", f"http://{host}:{port}", env))
+    return children
+
+
+def prepare_monitoring(settings: Settings, project: Path, children: list[Child]) -> None:
+    """Write Prometheus' config and targets and Alertmanager's config for the planned children."""
+    names = {c.name: c for c in children}
+    if "alertmanager" in names:
+        render_alertmanager(settings, project)
+    if "prometheus" in names:
+        targets = {
+            "service": [address(settings, settings.api_port)],
+            "node": [address(settings, c.port) for c in children if c.name == "node_exporter"],
+            "mlflow": [],  # MLflow's /metrics needs prometheus-flask-exporter; off locally
+            "prometheus": [address(settings, settings.prometheus_port)],
+            "alertmanager": [
+                address(settings, c.port) for c in children if c.name == "alertmanager"
+            ],
+        }
+        prepare_prometheus(settings, project, targets)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -194,6 +256,7 @@ def run_stack(settings: Settings, *, retrain: bool = False) -> int:
             )
         return 1
     ensure_served_model(settings, retrain)
+    prepare_monitoring(settings, project, children)
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -219,6 +282,10 @@ def run_stack(settings: Settings, *, retrain: bool = False) -> int:
             typer.echo(f"  UI        {children[2].url}")
             typer.echo(f"  API       {children[1].url}   (OpenAPI: {children[1].url}/docs.json)")
             typer.echo(f"  MLflow    {children[0].url}")
+            for child in children[3:]:
+                typer.echo(f"  {child.name:<9} {child.url}")
+            if not any(c.name == "prometheus" for c in children):
+                typer.echo(f"  (no Prometheus on this machine: `{INSTALL_HINT}` adds monitoring)")
             typer.echo(f"  logs      {logs}/")
             typer.echo("Retrain from another shell with `.venv/bin/cepage retrain`; Ctrl-C stops.")
         while not stopping:

@@ -102,6 +102,22 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         proc.wait()
 
 
+def private_bentoml_home(home: Path, port: int) -> Path:
+    """A BENTOML_HOME of its own for one server, sharing the model store of ``home``.
+
+    `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir when it starts, so two servers
+    on one home would erase each other's metrics.
+    """
+    private = home / "servers" / str(port)
+    private.mkdir(parents=True, exist_ok=True)
+    shared = home / "bentoml" / "models"
+    shared.mkdir(parents=True, exist_ok=True)
+    link = private / "models"
+    if not link.exists():
+        link.symlink_to(shared, target_is_directory=True)
+    return private
+
+
 @contextmanager
 def bentoml_serve(
     home: Path, *, workers: int = 1, extra_env: Mapping[str, str] | None = None
@@ -109,6 +125,7 @@ def bentoml_serve(
     """A real `bentoml serve bento.service:Classifier` on a free port; yields its base URL."""
     port = free_port()
     env = stack_env(home, CEPAGE_WORKERS=str(workers), **dict(extra_env or {}))
+    env["BENTOML_HOME"] = str(private_bentoml_home(home, port))
     log = home / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

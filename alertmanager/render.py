@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Write the Alertmanager configuration, taking receivers and their secrets from the environment.
+
+Alertmanager cannot read environment variables itself, and webhook URLs, Slack URLs and SMTP
+passwords are secrets, so the committed part is this file (routing and inhibition, the same
+everywhere) and the receivers come from variables at deploy time:
+
+    CEPAGE_ALERT_WEBHOOK_URL          any webhook (incident tool, chat bridge)
+    CEPAGE_ALERT_SLACK_WEBHOOK_URL    Slack incoming webhook; CEPAGE_ALERT_SLACK_CHANNEL (#alerts)
+    CEPAGE_ALERT_EMAIL_TO             paging address for critical alerts, with
+    CEPAGE_ALERT_EMAIL_FROM, CEPAGE_ALERT_SMTP_HOST (host:port), CEPAGE_ALERT_SMTP_USER,
+    CEPAGE_ALERT_SMTP_PASSWORD
+
+With none set, alerts are still grouped and shown in Alertmanager's UI, just not sent anywhere.
+Standard library only, so it runs wherever Python 3 does (the local stack, a container entrypoint):
+
+    python3 alertmanager/render.py --out /etc/alertmanager/alertmanager.yml
+
+The output is JSON, which is valid YAML; the file is created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Alerts that only repeat what "the service is down / not scraped" already says.
+SYMPTOMS_OF_A_DOWN_SERVICE = (
+    "CepageHighServerErrorRatio|CepageHighClientErrorRatio|CepageHighLatencyP99"
+    "|CepageFeatureDrift|CepageLowFeedbackAccuracy"
+)
+
+
+def notifiers(env: Mapping[str, str], *, page: bool) -> dict[str, list[dict[str, Any]]]:
+    """The notification configs of one receiver; ``page`` adds e-mail (critical alerts only)."""
+    configs: dict[str, list[dict[str, Any]]] = {}
+    if env.get("CEPAGE_ALERT_WEBHOOK_URL"):
+        configs["webhook_configs"] = [
+            {"url": env["CEPAGE_ALERT_WEBHOOK_URL"], "send_resolved": True}
+        ]
+    if env.get("CEPAGE_ALERT_SLACK_WEBHOOK_URL"):
+        configs["slack_configs"] = [
+            {
+                "api_url": env["CEPAGE_ALERT_SLACK_WEBHOOK_URL"],
+                "channel": env.get("CEPAGE_ALERT_SLACK_CHANNEL", "#alerts"),
+                "send_resolved": True,
+                "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
+                "text": (
+                    "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}"
+                    "\nRunbook: {{ .Annotations.runbook_url }}\n{{ end }}"
+                ),
+            }
+        ]
+    if page and env.get("CEPAGE_ALERT_EMAIL_TO"):
+        missing = [
+            name
+            for name in ("CEPAGE_ALERT_EMAIL_FROM", "CEPAGE_ALERT_SMTP_HOST")
+            if not env.get(name)
+        ]
+        if missing:
+            raise ValueError(f"CEPAGE_ALERT_EMAIL_TO is set but {', '.join(missing)} is not.")
+        email: dict[str, Any] = {
+            "to": env["CEPAGE_ALERT_EMAIL_TO"],
+            "from": env["CEPAGE_ALERT_EMAIL_FROM"],
+            "smarthost": env["CEPAGE_ALERT_SMTP_HOST"],
+            "send_resolved": True,
+        }
+        if env.get("CEPAGE_ALERT_SMTP_USER"):
+            email["auth_username"] = env["CEPAGE_ALERT_SMTP_USER"]
+            email["auth_password"] = env.get("CEPAGE_ALERT_SMTP_PASSWORD", "")
+        configs["email_configs"] = [email]
+    return configs
+
+
+def build_config(env: Mapping[str, str]) -> dict[str, Any]:
+    """The whole configuration: routing a person wants at 3 a.m., receivers from ``env``."""
+    return {
+        "route": {
+            "receiver": "team",
+            # One notification per alert and service, not one per feature or instance.
+            "group_by": ["alertname", "job"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "12h",
+            "routes": [
+                {
+                    "matchers": ['severity="critical"'],
+                    "receiver": "oncall",
+                    "group_wait": "10s",
+                    "repeat_interval": "1h",
+                }
+            ],
+        },
+        "inhibit_rules": [
+            # The service is down: its latency, errors and quality alerts add nothing.
+            {
+                "source_matchers": ['alertname=~"CepageServiceDown|CepageServiceNotScraped"'],
+                "target_matchers": [f'alertname=~"{SYMPTOMS_OF_A_DOWN_SERVICE}"'],
+                "equal": ["job"],
+            },
+            # A critical alert silences the warning of the same alert on the same target.
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["alertname", "job", "instance"],
+            },
+            # A full disk explains the memory and target alerts of that host.
+            {
+                "source_matchers": ['alertname="HostDiskSpaceLow"'],
+                "target_matchers": ['alertname=~"HostMemoryPressure|TargetDown"'],
+                "equal": ["instance"],
+            },
+        ],
+        "receivers": [
+            {"name": "team", **notifiers(env, page=False)},
+            {"name": "oncall", **notifiers(env, page=True)},
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    try:
+        text = json.dumps(build_config(os.environ), indent=2) + "\n"
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

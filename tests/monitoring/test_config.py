@@ -1,0 +1,166 @@
+"""Prometheus, Alertmanager and Grafana configuration: checked by their own tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.procs import ROOT, require_binary
+
+pytestmark = pytest.mark.monitoring
+
+PROMETHEUS = ROOT / "prometheus"
+DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+EXPECTED_UIDS = {"cepage-service.json": "cepage-service", "cepage-host.json": "cepage-host"}
+
+
+def run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_promtool_checks_the_config_with_empty_targets(tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    (tmp_path / "prometheus.yml").write_text((PROMETHEUS / "prometheus.yml").read_text())
+    (tmp_path / "rules").symlink_to(PROMETHEUS / "rules")
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    for job in ("service", "node", "mlflow", "prometheus", "alertmanager"):
+        (targets / f"{job}.json").write_text("[]")
+    done = run(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 rule files found" in done.stdout
+
+
+def test_promtool_checks_the_rules() -> None:
+    promtool = require_binary("promtool")
+    files = sorted(str(p) for p in (PROMETHEUS / "rules").glob("*.yml"))
+    done = run(promtool, "check", "rules", *files)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_has_a_unit_test_and_they_pass() -> None:
+    promtool = require_binary("promtool")
+    alerts = alert_rules()
+    tested = (PROMETHEUS / "tests" / "alerts.test.yml").read_text()
+    untested = [name for name in alerts if f"alertname: {name}\n" not in tested]
+    assert untested == []
+    done = run(promtool, "test", "rules", "tests/alerts.test.yml", cwd=PROMETHEUS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    rules: dict[str, dict[str, Any]] = {}
+    for path in (PROMETHEUS / "rules").glob("*.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rules[rule["alert"]] = rule
+    return rules
+
+
+def test_every_alert_has_severity_summary_and_a_runbook_section() -> None:
+    runbook = (ROOT / "docs" / "monitoring.md").read_text()
+    for name, rule in alert_rules().items():
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        assert rule["annotations"]["summary"], name
+        anchor = rule["annotations"]["runbook_url"]
+        assert anchor == f"docs/monitoring.md#{name.lower()}", name
+        assert f"### {name}\n" in runbook, f"docs/monitoring.md has no section for {name}"
+
+
+@pytest.mark.parametrize("secrets", [False, True], ids=["no-receivers", "all-receivers"])
+def test_rendered_alertmanager_config_is_valid_and_routes_by_severity(
+    tmp_path: Path, secrets: bool
+) -> None:
+    amtool = require_binary("amtool")
+    env = {"PATH": "/usr/bin:/bin"}
+    if secrets:
+        env |= {
+            "CEPAGE_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+            "CEPAGE_ALERT_SLACK_WEBHOOK_URL": "https://slack.invalid/services/T0/B0/X",
+            "CEPAGE_ALERT_EMAIL_TO": "oncall@example.invalid",
+            "CEPAGE_ALERT_EMAIL_FROM": "alertmanager@example.invalid",
+            "CEPAGE_ALERT_SMTP_HOST": "smtp.example.invalid:587",
+            "CEPAGE_ALERT_SMTP_USER": "am",
+            "CEPAGE_ALERT_SMTP_PASSWORD": "not-a-real-password",
+        }
+    out = tmp_path / "alertmanager.yml"
+    done = subprocess.run(
+        ["python3", str(ROOT / "alertmanager" / "render.py"), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o077 == 0, "the rendered file holds secrets: owner-only"
+    check = run(amtool, "check-config", str(out))
+    assert check.returncode == 0, check.stdout + check.stderr
+    config = json.loads(out.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert ("email_configs" in receivers["oncall"]) is secrets
+    assert "email_configs" not in receivers["team"]
+    for labels, receiver in (("severity=critical", "oncall"), ("severity=warning", "team")):
+        route = run(amtool, "config", "routes", "test", f"--config.file={out}", labels)
+        assert route.stdout.strip() == receiver, route.stdout + route.stderr
+
+
+def test_alertmanager_renderer_refuses_half_an_email_setup(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["python3", str(ROOT / "alertmanager" / "render.py")],
+        env={"PATH": "/usr/bin:/bin", "CEPAGE_ALERT_EMAIL_TO": "a@example.invalid"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "CEPAGE_ALERT_EMAIL_FROM, CEPAGE_ALERT_SMTP_HOST" in done.stderr
+
+
+def provisioned_datasource_uid() -> str:
+    path = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    (datasource,) = yaml.safe_load(path.read_text())["datasources"]
+    return str(datasource["uid"])
+
+
+def test_dashboard_provider_is_read_only() -> None:
+    path = ROOT / "grafana" / "provisioning" / "dashboards" / "cepage.yml"
+    (provider,) = yaml.safe_load(path.read_text())["providers"]
+    assert provider["allowUiUpdates"] is False
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_dashboard_structure(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] == EXPECTED_UIDS[path.name], "dashboard uids are stable: links use them"
+    panels = dashboard["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids in {path.name}"
+    uid = provisioned_datasource_uid()
+    queries = 0
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == uid, panel["title"]
+        assert panel["description"], f"{panel['title']} has no description"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid, panel["title"]
+            assert target["expr"].strip(), panel["title"]
+            queries += 1
+    assert queries >= 6
+
+
+def test_the_service_dashboard_shows_latency_first() -> None:
+    dashboard = json.loads((ROOT / "grafana" / "dashboards" / "cepage-service.json").read_text())
+    first = min(
+        (p for p in dashboard["panels"] if p["type"] != "row"),
+        key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]),
+    )
+    assert "latency" in first["title"].lower()
