@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -11,17 +12,14 @@ import psutil
 import pytest
 import requests
 
-from tests.support.procs import BIN, ROOT, free_port, stack_env
+from tests.support.procs import BIN, ROOT, free_port, require, stack_env
 
 pytestmark = pytest.mark.integration
 
 
 def start_stack(home: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
     env = stack_env(
-        home,
-        CEPAGE_MLFLOW_PORT=str(ports["mlflow"]),
-        CEPAGE_API_PORT=str(ports["api"]),
-        CEPAGE_UI_PORT=str(ports["ui"]),
+        home, **{f"CEPAGE_{name.upper()}_PORT": str(port) for name, port in ports.items()}
     )
     proc = subprocess.Popen(
         [str(BIN / "cepage"), "up"],
@@ -58,8 +56,25 @@ def stop_stack(proc: subprocess.Popen[str]) -> tuple[int, list[int]]:
     return code, alive
 
 
+def check_local_monitoring(ports: dict[str, int]) -> None:
+    """Prometheus (when installed) scrapes the local service with the repo's rules loaded."""
+    require(shutil.which("prometheus") is not None, "prometheus is not installed")
+    prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+    expected = {"cepage-service": "up", "node": "up", "prometheus": "up", "alertmanager": "up"}
+    deadline = time.monotonic() + 60  # first scrapes are spread over the 15 s interval
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline and health != expected:
+        time.sleep(1)
+        targets = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()
+        health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]}
+    assert health == expected
+    groups = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert {g["name"] for g in groups} >= {"cepage-service.rules", "cepage-quality.alerts"}
+
+
 def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = {"mlflow": free_port(), "api": free_port(), "ui": free_port()}
+    names = ("mlflow", "api", "ui", "prometheus", "alertmanager", "node_exporter")
+    ports = {name: free_port() for name in names}
     proc, lines = start_stack(tmp_path, ports)
     output = "".join(lines)
     try:
@@ -76,6 +91,7 @@ def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
         assert aliases == {"champion"}
         meta = requests.get(f"http://127.0.0.1:{ports['api']}/metadata", timeout=5).json()
         assert meta["version"] == "1"
+        check_local_monitoring(ports)
     finally:
         code, alive = stop_stack(proc)
     assert code == 0
