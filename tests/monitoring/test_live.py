@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import requests
 import yaml
 
 from tests.monitoring.test_config import alert_rules
-from tests.support.procs import ROOT, bentoml_serve, free_port, require_binary, stop, wait_http
+from tests.support.procs import ROOT, bentoml_serve, free_port, require_binary, running
 from train.data import load_wine_frame
 
 pytestmark = pytest.mark.monitoring
@@ -104,14 +103,13 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     node_exporter = require_binary("prometheus-node-exporter")
     directory = tmp_path_factory.mktemp("prometheus")
     node_port, prom_port = free_port(), free_port()
-    node = subprocess.Popen(
-        [node_exporter, f"--web.listen-address=127.0.0.1:{node_port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log = directory / "prometheus.log"
-    with bentoml_serve(trained_home) as shifted, bentoml_serve(trained_home) as baseline:
+    node_argv = [node_exporter, f"--web.listen-address=127.0.0.1:{node_port}"]
+    node_url = f"http://127.0.0.1:{node_port}/metrics"
+    with (
+        running(node_argv, log=directory / "node.log", ready_url=node_url),
+        bentoml_serve(trained_home) as shifted,
+        bentoml_serve(trained_home) as baseline,
+    ):
         targets = {
             "service": shifted.removeprefix("http://"),
             "baseline": baseline.removeprefix("http://"),
@@ -119,21 +117,10 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             "prometheus": f"127.0.0.1:{prom_port}",
         }
         config = prometheus_config(directory, targets)
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}"]
+        argv += [f"--web.listen-address=127.0.0.1:{prom_port}"]
         url = f"http://127.0.0.1:{prom_port}"
-        try:
-            wait_http(f"{url}/-/ready", proc, timeout=60, log=log)
+        with running(argv, log=directory / "prometheus.log", ready_url=f"{url}/-/ready"):
             # Counters must be scraped at zero before the load, so increase() sees all of it.
             wait_for(url, 'cepage_feature_bin_total{job="cepage-baseline"}')
             wait_for(url, 'cepage_feature_bin_total{job="cepage-service"}')
@@ -147,9 +134,6 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             wait_for(url, 'cepage:feature_psi:30m{job="cepage-service"}')
             time.sleep(3)  # a few more scrapes and rule evaluations
             yield url
-        finally:
-            stop(proc)
-            stop(node)
 
 
 def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:

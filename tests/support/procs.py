@@ -102,6 +102,32 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         proc.wait()
 
 
+@contextmanager
+def running(
+    argv: list[str],
+    *,
+    log: Path,
+    ready_url: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in its own session (output to ``log``), wait for ``ready_url``, stop after."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            env=dict(env) if env is not None else None,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_http(ready_url, proc, timeout=timeout, log=log)
+        yield proc
+    finally:
+        stop(proc)
+
+
 def private_bentoml_home(home: Path, port: int) -> Path:
     """A BENTOML_HOME of its own for one server, sharing the model store of ``home``.
 
@@ -126,27 +152,9 @@ def bentoml_serve(
     port = free_port()
     env = stack_env(home, CEPAGE_WORKERS=str(workers), **dict(extra_env or {}))
     env["BENTOML_HOME"] = str(private_bentoml_home(home, port))
-    log = home / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "bentoml"),
-                "serve",
-                "bento.service:Classifier",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/readyz", proc, timeout=120, log=log)
+    argv = [str(BIN / "bentoml"), "serve", "bento.service:Classifier"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    log = home / f"serve-{port}.log"
+    with running(argv, log=log, ready_url=f"{url}/readyz", env=env):
         yield url
-    finally:
-        stop(proc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.procs import BIN, ROOT, free_port, require, stop, wait_http
+from tests.support.procs import BIN, ROOT, free_port, require, running
 from ui.client import Metadata
 from ui.form import input_spec, readable_label
 
@@ -40,32 +39,12 @@ def ui_url(api_url: str, tmp_path: Path) -> Iterator[str]:
         "CEPAGE_API_URL": api_url,
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
     }
-    log = tmp_path / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "streamlit"),
-                "run",
-                str(ROOT / "ui" / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/_stcore/health", proc, timeout=60, log=log)
+    argv = [str(BIN / "streamlit"), "run", str(ROOT / "ui" / "app.py")]
+    argv += ["--server.headless", "true", "--server.port", str(port)]
+    argv += ["--server.address", "127.0.0.1"]
+    with running(argv, log=tmp_path / "streamlit.log", ready_url=f"{url}/_stcore/health", env=env):
         yield url
-    finally:
-        stop(proc)
 
 
 def test_predict_in_a_real_browser(
