@@ -57,6 +57,8 @@ def plan(settings: Settings) -> list[Child]:
     host = settings.host
     base = dict(os.environ)
     mlflow_cmd = [_bin("mlflow"), "server", "--host", host, "--port", str(settings.mlflow_port)]
+    # One user locally: one worker instead of MLflow's default four (~150 MB each).
+    mlflow_cmd += ["--workers", "1"]
     if settings.uses_local_store:
         mlflow_cmd += [
             "--backend-store-uri",
