@@ -114,6 +114,10 @@ class Classifier:
         if self.settings.reload_seconds > 0:
             threading.Thread(target=self._watch_store, name="model-reload", daemon=True).start()
 
+    @bentoml.on_shutdown
+    def _stop_watching(self) -> None:
+        self._stop.set()
+
     @property
     def predictor(self) -> Predictor:
         return self.served.predictor
