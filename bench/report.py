@@ -1,0 +1,230 @@
+"""Turning results into text: the machine, one table, the ratios vs the targets; writing docs."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadResult
+
+MIB = 1024 * 1024
+TARGET_THROUGHPUT_RATIO = 2.0
+TARGET_OVERHEAD_MS = 2.0
+TARGET_COLD_START_S = 5.0
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    """The in-process predict (see bench.floor)."""
+
+    calls_per_s: float
+    p50_ms: float
+    p99_ms: float
+    calls: int
+    cold_start_s: float
+    rss_bytes: int
+    model: str
+    estimator: str
+    background: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FloorResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class ServerResult:
+    """One server's figures (cells in the order of the client counts)."""
+
+    key: str
+    title: str
+    cold_start_s: float | None = None
+    rss_bytes: int | None = None
+    background: float | None = None
+    cells: list[LoadResult] = field(default_factory=list)
+    failure: str | None = None
+    note: str = ""
+
+    def cell(self, clients: int) -> LoadResult | None:
+        return next((c for c in self.cells if c.clients == clients), None)
+
+
+def describe_machine() -> dict[str, str]:
+    """CPU, cores, RAM, OS and the versions that matter, for the record."""
+    import psutil
+
+    packages = ("bentoml", "mlflow", "scikit-learn", "numpy", "fastapi", "uvicorn")
+    return {
+        "CPU": _cpu_model(),
+        "cores": f"{os.cpu_count()} logical ({psutil.cpu_count(logical=False)} physical)",
+        "RAM": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": sys.version.split()[0],
+        **{name: _version(name) for name in packages},
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE") or "(unset)",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.0f}"
+
+
+def results_table(
+    floor: FloorResult | None, servers: Sequence[ServerResult], clients: Sequence[int]
+) -> str:
+    """One markdown table: a row per server and client count."""
+    lines = [
+        "| server | clients | req/s | p50 ms | p99 ms | errors | cold start s | RSS MiB "
+        "| other CPU % |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    if floor is not None:
+        lines.append(
+            f"| in-process predict (floor) | 1 | {_num(floor.calls_per_s, 0)} "
+            f"| {_ms(floor.p50_ms)} | {_ms(floor.p99_ms)} | 0 | {_num(floor.cold_start_s)} "
+            f"| {_num(floor.rss_bytes / MIB, 0)} | {_pct(floor.background)} |"
+        )
+    for server in servers:
+        if server.failure:
+            lines.append(f"| {server.title} | — | failed: {server.failure} | | | | | | |")
+            continue
+        for index, count in enumerate(clients):
+            cell = server.cell(count)
+            first = index == 0
+            name = server.title if first else ""
+            cold = _num(server.cold_start_s) if first else ""
+            rss = _num((server.rss_bytes or 0) / MIB, 0) if first and server.rss_bytes else ""
+            bg = _pct(server.background) if first else ""
+            if cell is None:
+                lines.append(f"| {name} | {count} | — | — | — | — | {cold} | {rss} | {bg} |")
+                continue
+            lines.append(
+                f"| {name} | {count} | {_num(cell.ok_per_s, 0)} | {_ms(cell.p50_ms)} "
+                f"| {_ms(cell.p99_ms)} | {cell.errors} | {cold} | {rss} | {bg} |"
+            )
+    return "\n".join(lines)
+
+
+def ratio_lines(floor: FloorResult | None, servers: Sequence[ServerResult]) -> list[str]:
+    """The three figures the service is judged on, each against its target."""
+    by_key = {s.key: s for s in servers if not s.failure}
+    cepage, mlflow = by_key.get("cepage"), by_key.get("mlflow")
+    lines = []
+    c32 = cepage.cell(32) if cepage else None
+    m32 = mlflow.cell(32) if mlflow else None
+    if c32 and m32 and m32.ok_per_s > 0:
+        ratio = c32.ok_per_s / m32.ok_per_s
+        lines.append(
+            _verdict(
+                f"cepage req/s ÷ mlflow req/s at 32 clients: **{ratio:.2f}x**",
+                f"target ≥ {TARGET_THROUGHPUT_RATIO:g}x",
+                ratio >= TARGET_THROUGHPUT_RATIO,
+            )
+        )
+    c1 = cepage.cell(1) if cepage else None
+    if c1 and floor:
+        overhead = c1.p50_ms - floor.p50_ms
+        lines.append(
+            _verdict(
+                f"cepage p50 at 1 client - floor p50: **{overhead:.2f} ms** "
+                f"({c1.p50_ms:.2f} - {floor.p50_ms:.3f})",
+                f"target ≤ {TARGET_OVERHEAD_MS:g} ms",
+                overhead <= TARGET_OVERHEAD_MS,
+            )
+        )
+    if cepage and cepage.cold_start_s is not None:
+        lines.append(
+            _verdict(
+                f"cepage cold start (process start → first prediction): "
+                f"**{cepage.cold_start_s:.1f} s**",
+                f"target ≤ {TARGET_COLD_START_S:g} s",
+                cepage.cold_start_s <= TARGET_COLD_START_S,
+            )
+        )
+    return lines
+
+
+def _verdict(figure: str, target: str, met: bool) -> str:
+    return f"- {figure} — {target}: {'met' if met else 'MISSED'}"
+
+
+def render(
+    *,
+    machine: dict[str, str],
+    settings: dict[str, str],
+    floor: FloorResult | None,
+    servers: Sequence[ServerResult],
+    clients: Sequence[int],
+) -> str:
+    """The whole block printed to the terminal and written into the docs."""
+    notes = [f"- {s.title}: {s.note}" for s in servers if s.note]
+    parts = [
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()),
+        "",
+        "Run: " + "; ".join(f"{k} {v}" for k, v in settings.items()),
+        "",
+        results_table(floor, servers, clients),
+        "",
+        *(["Notes:", *notes, ""] if notes else []),
+        "Ratios (this run):",
+        "",
+        *ratio_lines(floor, servers),
+    ]
+    return "\n".join(parts)
+
+
+def write_between_markers(path: Path, name: str, block: str, heading: str) -> None:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``path``.
+
+    A file without the markers gets them (under ``heading``) appended at the end.
+    """
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    module = name.replace("-", ".")
+    stamp = f"<!-- Written by `python -m {module} --write`; edit outside the markers only. -->"
+    fenced = f"{start}\n{stamp}\n{block}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    if start in text and end in text and text.index(start) < text.index(end):
+        before = text[: text.index(start)]
+        after = text[text.index(end) + len(end) :]
+        path.write_text(before + fenced + after)
+        return
+    separator = "\n\n" if text and not text.endswith("\n\n") else ""
+    path.write_text(f"{text}{separator}## {heading}\n\n{fenced}\n")
