@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
@@ -24,17 +25,40 @@ def latest_tag(model_name: str) -> str:
         ) from exc
 
 
+def load_estimator(model_dir: Path, mlmodel: dict[str, Any]) -> Any:
+    """The scikit-learn estimator of an MLflow model directory, read from its skops file.
+
+    This is what ``mlflow.sklearn.load_model`` does for the skops format, without importing
+    MLflow (1.3 s of every cold start) and with the same trusted types recorded at training.
+    """
+    flavor = (mlmodel.get("flavors") or {}).get("sklearn")
+    if not flavor:
+        raise ModelLoadError("it is not a scikit-learn model (no sklearn flavor in MLmodel)")
+    fmt = flavor.get("serialization_format", "pickle")
+    if fmt != "skops":
+        raise ModelLoadError(
+            f"it is saved as {fmt!r}; the service loads skops models (what `cepage train` logs)"
+        )
+    import skops.io
+
+    return skops.io.load(
+        model_dir / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or []
+    )
+
+
 def load_bundle(tag: str) -> ModelBundle:
     """Load the native scikit-learn estimator and its feature schema for ``tag``."""
     import bentoml
-    import mlflow.sklearn
-    from mlflow.models import Model
+    import yaml
 
     try:
         stored = bentoml.models.get(tag)
-        path = stored.path_of("mlflow_model")
-        schema = (Model.load(path).metadata or {}).get("feature_schema")
-        estimator: Any = mlflow.sklearn.load_model(path)
+        model_dir = Path(stored.path_of("mlflow_model"))
+        mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+        schema = (mlmodel.get("metadata") or {}).get("feature_schema")
+        estimator: Any = load_estimator(model_dir, mlmodel)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"Model {tag} in the BentoML store cannot be served: {exc}.") from exc
     except Exception as exc:  # any failure here means "do not serve this model"
         raise ModelLoadError(f"Model {tag} in the BentoML store cannot be loaded: {exc}") from exc
     if not schema or not schema.get("features"):

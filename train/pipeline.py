@@ -1,7 +1,7 @@
 """The scikit-learn pipelines cepage can train: scaling + a linear model or a tree ensemble.
 
 The default is ``linear``: on the wine data it matches the forest's held-out macro-F1 and answers a
-single row ~20x faster (measured by ``python -m bench.models``; figures in docs/performance.md).
+single row ~35x faster (measured by ``python -m bench.models``; figures in docs/performance.md).
 """
 
 from __future__ import annotations

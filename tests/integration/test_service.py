@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -191,20 +192,33 @@ def sample(lines: list[str], name: str, **labels: str) -> float:
     return total
 
 
-def exercise(url: str, record: dict[str, float], count: int) -> list[dict[str, Any]]:
-    predictions = []
-    for _ in range(count):
+def exercise(
+    url: str, record: dict[str, float], count: int, concurrency: int = 1
+) -> list[dict[str, Any]]:
+    """``count`` single-record predictions (``concurrency`` at a time), each with its feedback."""
+
+    def one(_: int) -> dict[str, Any]:
         response = post(f"{url}/predict", {"records": [record]})
         assert response.status_code == 200
-        predictions.extend(response.json()["predictions"])
-    for prediction in predictions:
-        post(f"{url}/feedback", {"prediction_id": prediction["id"], "label": prediction["label"]})
-    return predictions
+        prediction: dict[str, Any] = response.json()["predictions"][0]
+        feedback = {"prediction_id": prediction["id"], "label": prediction["label"]}
+        assert post(f"{url}/feedback", feedback).status_code == 200
+        return prediction
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(one, range(count)))
 
 
-def check_metrics(url: str, record: dict[str, float], count: int) -> None:
-    predictions = exercise(url, record, count)
+def served_pids(url: str) -> set[str]:
+    """The worker processes that have answered a request so far."""
+    lines = metric_lines(url)
+    return {ln.split('pid="')[1].split('"')[0] for ln in lines if 'pid="' in ln}
+
+
+def check_metrics(url: str, predictions: list[dict[str, Any]]) -> None:
+    count = len(predictions)
     label = predictions[0]["label"]
+    assert {p["label"] for p in predictions} == {label}
     lines = metric_lines(url)
     buckets = [
         ln for ln in lines if ln.startswith("bentoml_service_request_duration_seconds_bucket")
@@ -225,7 +239,7 @@ def test_metrics_have_dense_latency_buckets_and_the_custom_metrics(
 ) -> None:
     # A fresh server, so counts start at zero.
     with bentoml_serve(trained_home) as url:
-        check_metrics(url, median_record, count=12)
+        check_metrics(url, exercise(url, median_record, 12))
 
 
 def test_metrics_add_up_across_two_workers(
@@ -233,6 +247,10 @@ def test_metrics_add_up_across_two_workers(
 ) -> None:
     """bentoml#5056: custom histograms went missing with several workers; ours must not."""
     with bentoml_serve(trained_home, workers=2) as url:
-        check_metrics(url, median_record, count=30)
-        pids = {ln.split('pid="')[1].split('"')[0] for ln in metric_lines(url) if 'pid="' in ln}
-        assert len(pids) == 2, f"expected both workers to have served, saw pids {pids}"
+        predictions: list[dict[str, Any]] = []
+        for _ in range(20):  # concurrent clients until the kernel has handed both workers some
+            predictions += exercise(url, median_record, 16, concurrency=8)
+            if len(served_pids(url)) == 2:
+                break
+        assert len(served_pids(url)) == 2, "only one worker ever answered"
+        check_metrics(url, predictions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -91,15 +93,27 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float, lo
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Stop a process group started with start_new_session=True."""
+    """Stop a process group started with start_new_session=True, and every descendant.
+
+    BentoML starts each worker in a session of its own, outside the group: the descendants are
+    listed first so that none survives a SIGKILL of the group.
+    """
     if proc.poll() is not None:
         return
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 @contextmanager
