@@ -145,14 +145,25 @@ def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def queries_without_data(prometheus: str, dashboard: dict[str, Any]) -> list[str]:
-    """Titles of the panels one of whose queries returns nothing (or only NaN)."""
-    empty = []
-    for title, expr in panel_queries(dashboard):
-        values = [float(s["value"][1]) for s in query(prometheus, expr)]
-        if not values or all(np.isnan(values)):
-            empty.append(f"{title}: {expr}")
-    return empty
+def queries_without_data(
+    prometheus: str, dashboard: dict[str, Any], patience: float = 30
+) -> list[str]:
+    """Panels one of whose queries returns nothing (or only NaN), after up to ``patience`` s.
+
+    Recording rules need a few evaluations after the load; a busy machine delays them.
+    """
+    pending = [f"{title}: {expr}" for title, expr in panel_queries(dashboard)]
+    deadline = time.monotonic() + patience
+    while True:
+        pending = [entry for entry in pending if not has_data(prometheus, entry.split(": ", 1)[1])]
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(2)
+
+
+def has_data(prometheus: str, expr: str) -> bool:
+    values = [float(s["value"][1]) for s in query(prometheus, expr)]
+    return bool(values) and not all(np.isnan(values))
 
 
 def load_dashboard(name: str) -> dict[str, Any]:
