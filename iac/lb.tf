@@ -1,0 +1,83 @@
+# Load balancer, only with service_instance_count > 1: a public IP, HTTP on 80 (and HTTPS on 443
+# with a Let's Encrypt certificate when domain_name is set) forwarded over the private network to
+# the service instances' reverse proxy (stack_ports.http), which is probed on health_check_path.
+# The public ports are the web's standard ones, whatever the instances listen on. In HA the load
+# balancer terminates TLS, so the service instances' proxy serves plain HTTP (the inventory says so
+# in cepage_tls_termination); the control instance's proxy keeps its own certificates.
+
+locals {
+  service_hosts = { for name, h in local.hosts : name => h if contains(h.roles, "service") }
+}
+
+resource "scaleway_lb_ip" "main" {
+  count = local.high_availability ? 1 : 0
+
+  tags = local.tags
+}
+
+resource "scaleway_lb" "main" {
+  count = local.high_availability ? 1 : 0
+
+  name        = local.name
+  description = "${local.name}: entry point of the service instances"
+  type        = var.load_balancer_type
+  ip_ids      = [scaleway_lb_ip.main[0].id]
+  tags        = local.tags
+
+  private_network {
+    private_network_id = scaleway_vpc_private_network.main.id
+  }
+}
+
+resource "scaleway_lb_backend" "service" {
+  count = local.high_availability ? 1 : 0
+
+  lb_id            = scaleway_lb.main[0].id
+  name             = "${local.name}-service"
+  forward_protocol = "http"
+  forward_port     = var.stack_ports.http
+  server_ips       = [for name in sort(keys(local.service_hosts)) : local.private_ipv4[name]]
+
+  health_check_port        = var.stack_ports.http
+  health_check_delay       = "10s"
+  health_check_timeout     = "5s"
+  health_check_max_retries = 3
+  health_check_http {
+    uri  = var.health_check_path
+    code = 200
+    # The reverse proxy routes by name: probe the API's name when there is one.
+    host_header = var.domain_name != "" ? "api.${var.domain_name}" : null
+  }
+  on_marked_down_action = "shutdown_sessions"
+}
+
+resource "scaleway_lb_frontend" "http" {
+  count = local.high_availability ? 1 : 0
+
+  lb_id        = scaleway_lb.main[0].id
+  backend_id   = scaleway_lb_backend.service[0].id
+  name         = "${local.name}-http"
+  inbound_port = 80
+}
+
+resource "scaleway_lb_certificate" "main" {
+  count = local.high_availability && var.domain_name != "" ? 1 : 0
+
+  lb_id = scaleway_lb.main[0].id
+  name  = "${local.name}-letsencrypt"
+
+  letsencrypt {
+    common_name              = var.domain_name
+    subject_alternative_name = ["api.${var.domain_name}"]
+  }
+}
+
+resource "scaleway_lb_frontend" "https" {
+  count = local.high_availability && var.domain_name != "" ? 1 : 0
+
+  lb_id           = scaleway_lb.main[0].id
+  backend_id      = scaleway_lb_backend.service[0].id
+  name            = "${local.name}-https"
+  inbound_port    = 443
+  certificate_ids = [scaleway_lb_certificate.main[0].id]
+}

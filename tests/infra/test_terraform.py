@@ -1,0 +1,235 @@
+"""iac/: formatting, validation, and the real plans of dev and prod with the real provider."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.infra.tf import (
+    ADMIN_CIDRS,
+    IAC,
+    SSH_KEYS,
+    Workdir,
+    after,
+    config_references,
+    lock_version,
+    plan_values,
+    required_version,
+    resources,
+)
+
+pytestmark = [pytest.mark.infra, pytest.mark.timeout(3600)]
+
+ENVS = ("dev", "prod")
+
+
+def test_formatting(iac: Workdir) -> None:
+    result = iac.run("fmt", "-check", "-recursive", "-diff", "-no-color", str(IAC))
+    assert result.rc == 0, f"run `terraform fmt -recursive iac`:\n{result.text}"
+
+
+@pytest.mark.parametrize("name", ["iac", "bootstrap"])
+def test_validate(name: str, request: pytest.FixtureRequest) -> None:
+    workdir: Workdir = request.getfixturevalue(name)
+    result = workdir.check("validate", "-no-color", "-json")
+    report = json.loads(result.out)
+    assert report["valid"], report
+    assert report["warning_count"] == 0, report["diagnostics"]
+
+
+@pytest.mark.parametrize("root", [IAC, IAC / "bootstrap"], ids=["iac", "bootstrap"])
+def test_lock_pins_the_required_provider(root: Any) -> None:
+    """The committed lock file and versions.tf name the same exact provider version."""
+    required = required_version(root / ("versions.tf" if root == IAC else "main.tf"))
+    assert required is not None and required.count(".") == 2, "pin an exact provider version"
+    assert lock_version(root / ".terraform.lock.hcl") == required
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_plan_creates_the_environment(env: str, plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans[env]
+    values = plan_values(plan)
+    assert values["environment"] == env
+    assert {a for rc in resources(plan) for a in rc["change"]["actions"]} == {"create"}
+
+    count = values["service_instance_count"]
+    ha = count > 1
+    servers = {after(rc)["name"]: after(rc) for rc in resources(plan, "scaleway_instance_server")}
+    service = {n for n, s in servers.items() if "role=service" in s["tags"]}
+    control = {n for n, s in servers.items() if "role=control" in s["tags"]}
+    assert len(service) == count
+    assert len(control) == 1
+    assert len(servers) == count + (1 if ha else 0), "HA adds exactly one control instance"
+    assert (service & control == set()) is ha, "one instance carries every role only without HA"
+    assert {s["type"] for n, s in servers.items() if n in service} == {values["instance_type"]}
+    if ha:
+        assert {s["type"] for n, s in servers.items() if n in control} == {
+            values["control_instance_type"]
+        }
+
+    # Exactly one public IP per instance, one data volume, and the optional parts.
+    assert len(resources(plan, "scaleway_instance_ip")) == len(servers)
+    assert len(resources(plan, "scaleway_block_volume")) == 1
+    assert len(resources(plan, "scaleway_lb")) == (1 if ha else 0)
+    assert len(resources(plan, "scaleway_rdb_instance")) == (1 if values["managed_database"] else 0)
+    secrets = {after(rc)["name"] for rc in resources(plan, "scaleway_secret")}
+    assert ("database-password" in secrets) is values["managed_database"]
+    assert len(resources(plan, "scaleway_secret_version")) == len(secrets)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_security_groups(env: str, plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans[env]
+    groups = {rc["name"]: after(rc) for rc in resources(plan, "scaleway_instance_security_group")}
+    assert groups, "no security group planned"
+    for name, group in groups.items():
+        assert group["inbound_default_policy"] == "drop", name
+        ssh = [r for r in group["inbound_rule"] if r["port"] == 22]
+        assert sorted(r["ip_range"] for r in ssh) == sorted(ADMIN_CIDRS), name
+        for rule in group["inbound_rule"]:
+            network = ipaddress.ip_network(rule["ip_range"])
+            if network.prefixlen == 0:
+                assert rule["port"] in (80, 443), f"{name} opens {rule} to the world"
+    # Each instance is attached to one of these groups (else Scaleway attaches an open default).
+    refs = config_references(plan, "scaleway_instance_server.host", "security_group_id")
+    assert {r for r in refs if r.startswith("scaleway_instance_security_group.")}
+
+
+def test_cloud_init_prepares_the_host_for_ansible(plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans["dev"]
+    values = plan_values(plan)
+    for rc in resources(plan, "scaleway_instance_server"):
+        user_data = after(rc)["user_data"]["cloud-init"]
+        assert user_data.startswith("#cloud-config\n")
+        config = yaml.safe_load(user_data)
+        (user,) = config["users"]
+        assert user["name"] == values["admin_username"]
+        assert user["ssh_authorized_keys"] == SSH_KEYS
+        assert "NOPASSWD" in user["sudo"]
+        assert {"python3", "python3-apt"} <= set(config["packages"])
+        assert config["ssh_pwauth"] is False
+        assert config["disable_root"] is True
+        assert config["hostname"] == after(rc)["name"]
+
+
+def test_prod_load_balancer_probes_readiness(plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans["prod"]
+    values = plan_values(plan)
+    (backend,) = [after(rc) for rc in resources(plan, "scaleway_lb_backend")]
+    assert backend["forward_port"] == values["stack_ports"]["http"]
+    assert backend["health_check_http"][0]["uri"] == values["health_check_path"] == "/readyz"
+    (lb,) = [after(rc) for rc in resources(plan, "scaleway_lb")]
+    assert lb["private_network"], "the load balancer must reach the instances privately"
+    # Its servers are the service instances' private addresses: known only after apply, and
+    # selected from the service hosts alone (never the control instance).
+    (change,) = resources(plan, "scaleway_lb_backend")
+    assert change["change"]["after_unknown"]["server_ips"]
+    refs = config_references(plan, "scaleway_lb_backend.service", "server_ips")
+    assert {"local.private_ipv4", "local.service_hosts"} <= refs
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_inventory_output(env: str, plans: dict[str, dict[str, Any]]) -> None:
+    """The inventory output groups every instance by role, with its IPs, and carries the stack's
+    settings (ports, buckets, registry) so that Ansible needs nothing copied by hand."""
+    plan = plans[env]
+    values = plan_values(plan)
+    inventory = plan["output_changes"]["ansible_inventory"]
+    known, unknown = inventory["after"]["all"], inventory["after_unknown"]["all"]
+    servers = {
+        after(rc)["name"]: after(rc)["tags"] for rc in resources(plan, "scaleway_instance_server")
+    }
+    for role in ("service", "control"):
+        hosts = set(known["children"][role]["hosts"])
+        assert hosts == {n for n, tags in servers.items() if f"role={role}" in tags}
+        for host in hosts:
+            pending = unknown["children"][role]["hosts"][host]
+            assert pending["ansible_host"] is True and pending["private_ip"] is True
+    group_vars = known["vars"]
+    assert group_vars["cepage_environment"] == env
+    assert group_vars["cepage_ports"] == values["stack_ports"]
+    assert group_vars["ansible_user"] == values["admin_username"]
+    buckets = {after(rc)["name"] for rc in resources(plan, "scaleway_object_bucket")}
+    assert set(group_vars["cepage_buckets"].values()) == buckets
+    assert unknown["vars"]["cepage_registry_endpoint"] is True
+    assert "password" not in json.dumps(inventory["after"]).replace("-password", "")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("admin_cidrs", '["0.0.0.0/0"]', "must not open SSH to the world"),
+        ("admin_cidrs", '["::/0"]', "must not open SSH to the world"),
+        ("admin_cidrs", '["10.0.0.300/32"]', "must be a CIDR range"),
+        ("admin_cidrs", "[]", "at least one CIDR"),
+        ("ssh_public_keys", '["not a key"]', "OpenSSH public key"),
+        ("environment", "staging", 'must be "dev" or "prod"'),
+        ("service_instance_count", "0", "between 1 and 10"),
+        ("instance_type", "play2-nano", "upper case"),
+        ("name_suffix", "Has_Upper", "1-12 lowercase letters and digits"),
+        ("stack_ports", '{"api": 8501}', "cannot share a port"),
+        ("data_volume_iops", "7000", "5000 or 15000"),
+    ],
+)
+def test_wrong_values_are_refused(
+    variable: str, value: str, message: str, clone: Callable[..., Workdir]
+) -> None:
+    workdir = clone()
+    result, plan = workdir.plan(["envs/dev.tfvars"], {variable: value})
+    assert plan is None, f"{variable}={value} was accepted"
+    assert "Invalid value for variable" in result.text
+    assert message in " ".join(result.text.split()), result.text
+
+
+def test_bootstrap_plan(bootstrap: Workdir) -> None:
+    result, plan = bootstrap.plan(variables={"name_suffix": "acme"})
+    assert plan is not None, result.text
+    (bucket,) = [after(rc) for rc in resources(plan, "scaleway_object_bucket")]
+    assert bucket["name"] == "cepage-tfstate-acme"
+    assert bucket["versioning"] == [{"enabled": True}]
+    (acl,) = [after(rc) for rc in resources(plan, "scaleway_object_bucket_acl")]
+    assert acl["acl"] == "private"
+
+
+def test_prod_with_a_domain(clone: Callable[..., Workdir]) -> None:
+    """A domain adds HTTPS on the load balancer and the DNS records to create."""
+    domain = "ml.example.org"
+    result, plan = clone().plan(["envs/prod.tfvars"], {"domain_name": domain})
+    assert plan is not None, result.text
+    (certificate,) = [after(rc) for rc in resources(plan, "scaleway_lb_certificate")]
+    assert certificate["letsencrypt"][0]["common_name"] == domain
+    assert certificate["letsencrypt"][0]["subject_alternative_name"] == [f"api.{domain}"]
+    frontends = {after(rc)["inbound_port"]: rc for rc in resources(plan, "scaleway_lb_frontend")}
+    assert set(frontends) == {80, 443}
+    refs = config_references(plan, "scaleway_lb_frontend.https", "certificate_ids")
+    assert "scaleway_lb_certificate.main" in refs
+    (backend,) = [after(rc) for rc in resources(plan, "scaleway_lb_backend")]
+    assert backend["health_check_http"][0]["host_header"] == f"api.{domain}"
+    records = plan["output_changes"]["dns_records"]["after_unknown"]
+    assert set(records) == {
+        domain,
+        f"api.{domain}",
+        *(f"{s}.{domain}" for s in ("mlflow", "grafana", "prometheus", "alertmanager")),
+    }
+    inventory_vars = plan["output_changes"]["ansible_inventory"]["after"]["all"]["vars"]
+    assert inventory_vars["cepage_tls_termination"] == "load_balancer"
+    assert inventory_vars["cepage_base_url"] == f"https://{domain}"
+
+
+def test_dev_without_a_domain_has_no_certificate(plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans["dev"]
+    assert not resources(plan, "scaleway_lb_certificate")
+    assert plan["output_changes"]["dns_records"]["after"] == {}
+    inventory_vars = plan["output_changes"]["ansible_inventory"]["after"]["all"]["vars"]
+    assert inventory_vars["cepage_tls_termination"] == "proxy"
+
+
+def test_zone_must_be_in_region(clone: Callable[..., Workdir]) -> None:
+    result, plan = clone().plan(["envs/dev.tfvars"], {"region": "nl-ams", "zone": "fr-par-1"})
+    assert plan is None
+    assert "must be in region" in " ".join(result.text.split()), result.text
