@@ -12,7 +12,7 @@ LOCK    := requirements/dev.lock
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/pytest
 
-.PHONY: help setup up test test-unit test-integration test-ui test-monitoring lint format typecheck bench lock clean
+.PHONY: help setup up test test-unit test-integration test-ui test-monitoring test-docker test-infra lint format typecheck bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,12 @@ test-ui: $(STAMP) ## UI tests: Streamlit AppTest against the real service, and t
 test-monitoring: $(STAMP) ## promtool/amtool checks, alert unit tests, dashboards against a real Prometheus
 	@$(PYTEST) tests/monitoring
 
+test-docker: $(STAMP) ## Docker: hadolint, compose validation, real image builds and the multi-container check
+	@$(PYTEST) tests/docker
+
+test-infra: $(STAMP) ## Terraform: fmt, validate, real dev/prod plans, compliance features, checkov
+	@$(PYTEST) tests/infra
+
 lint: $(STAMP) ## ruff lint + format check
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
@@ -56,7 +62,7 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	@$(BIN)/ruff format .
 
 typecheck: $(STAMP) ## mypy on all Python
-	@$(BIN)/mypy train bento ui tests bench
+	@$(BIN)/mypy train bento ui tests bench scripts
 
 bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
 	@$(BIN)/python -m bench.serving --write docs/performance.md
@@ -65,6 +71,44 @@ lock: ## Re-resolve the lock files from pyproject.toml (needs uv)
 	@for extra in dev service ui; do \
 	  uv pip compile pyproject.toml --extra $$extra --python-version 3.11 --universal -q \
 	    --no-header --annotation-style line -o requirements/$$extra.lock; done
+
+# --- Docker (compose/) ---
+COMPOSE_DEV := docker compose -f compose/docker-compose.yml -f compose/docker-compose.dev.yml
+
+.PHONY: docker-images compose-up compose-down
+
+docker-images: $(STAMP) ## Build the service image from the newest Bento, plus the UI, MLflow and retrain images
+	@BENTOML_HOME=$${BENTOML_HOME:-.cepage/bentoml} $(BIN)/bentoml containerize cepage:latest -t cepage-service:bento
+	@$(COMPOSE_DEV) --profile jobs build
+
+compose-up: ## The whole stack in Docker (dev); fill compose/.env from .env.example first
+	@test -f compose/.env || { echo "cp .env.example compose/.env and fill in the secrets"; exit 1; }
+	@$(COMPOSE_DEV) up -d
+
+compose-down: ## Stop the Docker stack (keeps its volumes)
+	@$(COMPOSE_DEV) down
+
+# --- Scaleway infrastructure (iac/) ---
+ENV       ?= dev
+TERRAFORM ?= terraform
+INFRA     := TERRAFORM="$(TERRAFORM)" iac/infra.sh
+
+.PHONY: infra-bootstrap infra-plan infra-apply infra-destroy infra-output
+
+infra-bootstrap: ## Create the Terraform state bucket once: make infra-bootstrap SUFFIX=yourorg
+	@$(INFRA) bootstrap $(SUFFIX)
+
+infra-plan: ## Plan the Scaleway infrastructure of ENV=dev|prod and save the plan (needs SCW_*)
+	@$(INFRA) plan $(ENV)
+
+infra-apply: ## Apply the saved plan of ENV=dev|prod (or plan and ask for confirmation)
+	@$(INFRA) apply $(ENV)
+
+infra-destroy: ## Destroy everything of ENV=dev|prod (asks for confirmation)
+	@$(INFRA) destroy $(ENV)
+
+infra-output: ## Terraform outputs of ENV=dev|prod as JSON (ansible_inventory is Ansible's inventory)
+	@$(INFRA) output $(ENV)
 
 clean: ## Remove the local stack's data (.cepage/) and caches; keeps .venv
 	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache

