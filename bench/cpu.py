@@ -61,13 +61,10 @@ def background_share(before: CpuSnapshot, after: CpuSnapshot) -> float:
 def _tree_cpu(pid: int) -> float:
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
+    from bench.procs import process_tree
+
     total = 0.0
-    for proc in procs:
+    for proc in process_tree(pid):
         try:
             cpu = proc.cpu_times()
         except psutil.Error:

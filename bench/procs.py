@@ -113,20 +113,26 @@ def _reap(procs: list[Any], timeout: float) -> None:
         _, alive = psutil.wait_procs(alive, timeout=timeout / 2)
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, summed (shared pages count twice)."""
+def process_tree(pid: int) -> list[Any]:
+    """``pid`` and all its descendants as psutil processes ([] when it is gone)."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, summed (shared pages count twice)."""
+    import psutil
+
     total = 0
-    for proc in procs:
+    for proc in process_tree(pid):
         try:
             total += int(proc.memory_info().rss)
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             continue
     return total
 
