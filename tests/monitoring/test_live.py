@@ -8,8 +8,10 @@ alert's expression must hold there.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +81,39 @@ def send_load(url: str, rows: list[dict[str, float]], feedback_wrong: bool) -> N
         assert session.post(f"{url}/predict", json={"records": []}, timeout=10).status_code == 400
 
 
+class Trickle:
+    """Single-record traffic in the background, a few requests a second, for as long as it runs.
+
+    Dashboards are read while traffic flows: without it, every `rate(...[30s])` panel goes to
+    zero (and every latency quantile to NaN) half a minute after the load, and on a slow machine
+    the tests would read the dashboards after that.
+    """
+
+    def __init__(self, targets: dict[str, list[dict[str, float]]], interval: float = 0.25):
+        self.targets, self.interval = targets, interval
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        session = requests.Session()
+        sent = 0
+        while not self.stopping.wait(self.interval):
+            for url, rows in self.targets.items():
+                row = rows[sent % len(rows)]
+                # A failure shows up in the panels' own assertions.
+                with contextlib.suppress(requests.RequestException):
+                    session.post(f"{url}/predict", json={"records": [row]}, timeout=10)
+            sent += 1
+
+    def __enter__(self) -> Trickle:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=15)
+
+
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     response = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
     body = response.json()
@@ -126,14 +161,20 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             wait_for(url, 'cepage_feature_bin_total{job="cepage-service"}')
             time.sleep(2)
             frame = load_wine_frame()
-            send_load(shifted, records(frame, ROWS, seed=1, shift=True), feedback_wrong=True)
-            send_load(baseline, records(frame, ROWS, seed=2, shift=False), feedback_wrong=False)
-            wait_for(
-                url, f'cepage:feature_observations:increase30m{{job="cepage-baseline"}} >= {ROWS}'
-            )
-            wait_for(url, 'cepage:feature_psi:30m{job="cepage-service"}')
-            time.sleep(3)  # a few more scrapes and rule evaluations
-            yield url
+            shifted_rows = records(frame, ROWS, seed=1, shift=True)
+            baseline_rows = records(frame, ROWS, seed=2, shift=False)
+            send_load(shifted, shifted_rows, feedback_wrong=True)
+            send_load(baseline, baseline_rows, feedback_wrong=False)
+            with Trickle({shifted: shifted_rows, baseline: baseline_rows}):
+                wait_for(
+                    url,
+                    f'cepage:feature_observations:increase30m{{job="cepage-baseline"}} >= {ROWS}',
+                )
+                wait_for(url, 'cepage:feature_psi:30m{job="cepage-service"}')
+                # ">= 0" drops NaN: the quantile exists only once the rule saw requests.
+                wait_for(url, 'cepage:request_duration_seconds:p99_5m{endpoint="/predict"} >= 0')
+                time.sleep(3)  # a few more scrapes and rule evaluations
+                yield url
 
 
 def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
@@ -157,8 +198,17 @@ def queries_without_data(
     while True:
         pending = [entry for entry in pending if not has_data(prometheus, entry.split(": ", 1)[1])]
         if not pending or time.monotonic() > deadline:
-            return pending
+            return pending + scrape_state(prometheus) if pending else []
         time.sleep(2)
+
+
+def scrape_state(prometheus: str) -> list[str]:
+    """What Prometheus sees of its targets, to explain a failure (appended to its message)."""
+    lines = []
+    for expr in ("up", "count by (job) (bentoml_service_request_duration_seconds_bucket)"):
+        for sample in query(prometheus, expr):
+            lines.append(f"(state) {expr} {sample['metric']} = {sample['value'][1]}")
+    return lines
 
 
 def has_data(prometheus: str, expr: str) -> bool:
@@ -183,7 +233,8 @@ def test_a_wrong_metric_name_is_caught(prometheus: str) -> None:
         "cepage_predictions_total", "cepage_prediction_total"
     )
     missing = queries_without_data(prometheus, broken)
-    assert len(missing) == 1 and missing[0].startswith("Predictions by class")
+    assert missing and missing[0].startswith("Predictions by class"), missing
+    assert all(entry.startswith("(state)") for entry in missing[1:]), missing
 
 
 def psi(prometheus: str, job: str) -> dict[str, float]:
