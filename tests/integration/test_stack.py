@@ -12,6 +12,7 @@ import psutil
 import pytest
 import requests
 
+from tests.integration.test_doc_commands import find_block, run_block
 from tests.support.procs import BIN, ROOT, free_port, require, stack_env
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,22 @@ def check_local_monitoring(ports: dict[str, int]) -> None:
     assert {g["name"] for g in groups} >= {"cepage-service.rules", "cepage-quality.alerts"}
 
 
+def check_install_walkthrough(home: Path, ports: dict[str, int]) -> None:
+    """docs/install.md's "Try it" block, as written, against this stack: a promoted retrain
+    that the running API switches to, then a rejected one (exit 3) that changes nothing."""
+    block = find_block("docs/install.md", "curl -s http://127.0.0.1:3000/metadata")
+    env = stack_env(home, **{f"CEPAGE_{k.upper()}_PORT": str(v) for k, v in ports.items()})
+    done = run_block(block, {"127.0.0.1:3000": f"127.0.0.1:{ports['api']}"}, env)
+    assert done.returncode == 0, done.stderr
+    assert '"features"' in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "3", done.stdout[-2000:]
+    api = f"http://127.0.0.1:{ports['api']}/metadata"
+    deadline = time.monotonic() + 60  # the service polls the store every few seconds
+    while requests.get(api, timeout=5).json()["version"] != "2":
+        assert time.monotonic() < deadline, "the API did not switch to the promoted version 2"
+        time.sleep(1)
+
+
 def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
     names = ("mlflow", "api", "ui", "prometheus", "alertmanager", "node_exporter")
     ports = {name: free_port() for name in names}
@@ -92,6 +109,7 @@ def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
         meta = requests.get(f"http://127.0.0.1:{ports['api']}/metadata", timeout=5).json()
         assert meta["version"] == "1"
         check_local_monitoring(ports)
+        check_install_walkthrough(tmp_path, ports)
     finally:
         code, alive = stop_stack(proc)
     assert code == 0
