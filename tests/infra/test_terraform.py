@@ -45,7 +45,7 @@ def test_validate(name: str, request: pytest.FixtureRequest) -> None:
 @pytest.mark.parametrize("root", [IAC, IAC / "bootstrap"], ids=["iac", "bootstrap"])
 def test_lock_pins_the_required_provider(root: Any) -> None:
     """The committed lock file and versions.tf name the same exact provider version."""
-    required = required_version(root / ("versions.tf" if root == IAC else "main.tf"))
+    required = required_version(root / "versions.tf")
     assert required is not None and required.count(".") == 2, "pin an exact provider version"
     assert lock_version(root / ".terraform.lock.hcl") == required
 
