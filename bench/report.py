@@ -211,14 +211,17 @@ def render(
     return "\n".join(parts)
 
 
-def write_between_markers(path: Path, name: str, block: str, heading: str) -> None:
+def write_between_markers(
+    path: Path, name: str, block: str, heading: str, command: str | None = None
+) -> None:
     """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in ``path``.
 
-    A file without the markers gets them (under ``heading``) appended at the end.
+    A file without the markers gets them (under ``heading``) appended at the end. ``command``
+    (default ``python -m NAME-as-module --write``) is named in the block's stamp.
     """
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    module = name.replace("-", ".")
-    stamp = f"<!-- Written by `python -m {module} --write`; edit outside the markers only. -->"
+    command = command or f"python -m {name.replace('-', '.')} --write"
+    stamp = f"<!-- Written by `{command}`; edit outside the markers only. -->"
     fenced = f"{start}\n{stamp}\n{block}\n{end}"
     text = path.read_text() if path.exists() else ""
     if start in text and end in text and text.index(start) < text.index(end):

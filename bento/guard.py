@@ -1,11 +1,13 @@
-"""An ASGI middleware in front of the API: JSON only, bounded body size.
+"""An ASGI middleware in front of the API: optional API key, JSON only, bounded body size.
 
 BentoML picks a decoder by Content-Type, so a form-encoded body would otherwise be parsed as a form
 and answered with a confusing error; and without a limit a huge body is read whole into memory.
+With an API key configured, a request without it is answered 401 before its body is read.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -19,19 +21,38 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_TYPES = ("application/json", "application/vnd.bentoml+pickle")
 
 
-class RequestGuard:
-    """Answers 415 to a non-JSON POST and 413 to a body over ``max_body_bytes``."""
+API_KEY_HEADER = "x-api-key"
+UNAUTHORIZED = (
+    "Missing or wrong API key: send it as `Authorization: Bearer KEY` or `X-API-Key: KEY` "
+    "(the service's CEPAGE_API_KEY)."
+)
 
-    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...], max_body_bytes: int) -> None:
+
+class RequestGuard:
+    """Answers 401 without the API key (when one is set), 415 to a non-JSON POST, 413 to a body
+    over ``max_body_bytes``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        paths: tuple[str, ...],
+        max_body_bytes: int,
+        api_key: str | None = None,
+    ) -> None:
         self.app = app
         self.paths = paths
         self.max_body_bytes = max_body_bytes
+        self._api_key = api_key.encode() if api_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if not self._authorized(headers):
+            await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+            return
         media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if media not in JSON_TYPES:
             await _reply(send, 415, f"Content-Type must be application/json, not {media!r}.")
@@ -67,11 +88,21 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        """True without a configured key, else when the request carries it (constant time)."""
+        if self._api_key is None:
+            return True
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else headers.get(API_KEY_HEADER, "")
+        return hmac.compare_digest(given.encode("latin-1"), self._api_key)
+
     def _too_large(self) -> str:
         return f"Request body is larger than {self.max_body_bytes} bytes (CEPAGE_MAX_BODY_BYTES)."
 
 
-async def _reply(send: Send, status: int, error: str) -> None:
+async def _reply(
+    send: Send, status: int, error: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"error": error}).encode()
     await send(
         {
@@ -80,6 +111,7 @@ async def _reply(send: Send, status: int, error: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(extra or []),
             ],
         }
     )

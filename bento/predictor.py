@@ -103,8 +103,16 @@ class Predictor:
         return self.predict_matrix(self.matrix(records))
 
     def predict_matrix(self, matrix: np.ndarray) -> list[RowPrediction]:
-        """Score rows built by :meth:`matrix`."""
-        proba = self.bundle.estimator.predict_proba(matrix)
+        """Score rows built by :meth:`matrix`.
+
+        Raises:
+            UnscorableError: some rows overflow the model's arithmetic (finite but huge values,
+                e.g. 1e308, become infinite once scaled): no probability can be given for them.
+        """
+        proba = self._proba(matrix)
+        if proba is None:
+            rows = [i for i in range(len(matrix)) if self._proba(matrix[i : i + 1]) is None]
+            raise UnscorableError(rows or list(range(len(matrix))))
         outside = (matrix < self._low) | (matrix > self._high)
         results = []
         for row, probs in enumerate(proba):
@@ -117,6 +125,23 @@ class Predictor:
                 )
             )
         return results
+
+    def _proba(self, matrix: np.ndarray) -> np.ndarray | None:
+        """Class probabilities, or None when the model cannot give finite ones."""
+        with np.errstate(all="ignore"):
+            try:
+                proba = self.bundle.estimator.predict_proba(matrix)
+            except ValueError:  # scikit-learn refuses the infinities its own scaling made
+                return None
+        return proba if np.isfinite(proba).all() else None
+
+
+class UnscorableError(ValueError):
+    """Records whose values the model cannot compute with (``rows``: their indices)."""
+
+    def __init__(self, rows: list[int]) -> None:
+        super().__init__(f"records {rows} cannot be scored")
+        self.rows = rows
 
 
 def strip_feature_names(estimator: Any) -> Any:

@@ -20,8 +20,9 @@ from bento.drift import ReferenceBins
 from bento.guard import RequestGuard
 from bento.loader import latest_tag, load_bundle
 from bento.metrics import ServiceMetrics, create_metrics
+from bento.openapi import OpenApiFixup
 from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
-from bento.predictor import InputProblem, ModelBundle, Predictor
+from bento.predictor import InputProblem, ModelBundle, Predictor, UnscorableError
 from bento.schemas import (
     FeedbackRequest,
     FeedbackResponse,
@@ -85,6 +86,19 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def unscorable(rows: list[int]) -> list[InputProblem]:
+    """A 400 per record whose values overflow the model (finite, but far beyond any scale)."""
+    return [
+        InputProblem(
+            ("records", row),
+            "unscorable",
+            "The model cannot score this record: its values are so far outside the training "
+            "range (GET /metadata) that the model's arithmetic overflows",
+        )
+        for row in rows
+    ]
+
+
 def _problems_error(title: str, problems: list[InputProblem]) -> ValidationError:
     """Our own input checks, raised the way BentoML answers pydantic's: a 400 naming the field."""
     details = [
@@ -146,16 +160,23 @@ class Classifier:
         logger.info("Serving %s (MLflow version %s)", info.bento_model, info.version)
 
     def _watch_store(self) -> None:
-        """Pick up a newer model from the store (the local stack's retrain) without a restart."""
+        """Pick up a newer model from the store (the local stack's retrain) without a restart.
+
+        A model that fails to load is refused once (logged) and not retried until another one
+        is packaged: the current model keeps serving meanwhile.
+        """
+        refused: str | None = None
         while not self._stop.wait(self.settings.reload_seconds):
+            tag = None
             try:
                 tag = latest_tag(self.settings.model_name)
-                if tag != self.predictor.bundle.info.bento_model:
+                if tag not in (self.predictor.bundle.info.bento_model, refused):
                     self._install(load_bundle(tag))
                     self.metrics.reloads.inc()
                     gc.unfreeze()  # let the old model go, once, then freeze the new heap
                     _freeze_heap()
             except Exception:  # keep serving the current model; say why in the log
+                refused = tag
                 logger.exception("Model reload failed; still serving the current model")
 
     # async: the work is ~0.4 ms of CPU, cheaper on the event loop than a hop to a thread.
@@ -168,7 +189,10 @@ class Classifier:
         if problems:
             raise _problems_error("PredictRequest", problems)
         matrix = predictor.matrix(request.records)
-        rows = predictor.predict_matrix(matrix)
+        try:
+            rows = predictor.predict_matrix(matrix)
+        except UnscorableError as exc:
+            raise _problems_error("PredictRequest", unscorable(exc.rows)) from None
         self._count_bins(served, matrix)
         info = predictor.bundle.info
         predictions = []
@@ -248,6 +272,14 @@ class Classifier:
 
 
 # `@bentoml.service` returns a Service object; its stubs still describe the decorated class.
+_guarded = load_settings()
+_GUARDED_PATHS = ("/predict", "/feedback")
 cast(Any, Classifier).add_asgi_middleware(
-    RequestGuard, paths=("/predict", "/feedback"), max_body_bytes=load_settings().max_body_bytes
+    RequestGuard,
+    paths=_GUARDED_PATHS,
+    max_body_bytes=_guarded.max_body_bytes,
+    api_key=_guarded.api_key,
+)
+cast(Any, Classifier).add_asgi_middleware(
+    OpenApiFixup, paths=_GUARDED_PATHS, api_key=_guarded.api_key is not None
 )

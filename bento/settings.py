@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 # The registered model's name in MLflow is also its name in the BentoML store.
 # This is its one home: the training side imports it from here.
@@ -27,6 +29,27 @@ class ServiceSettings:
     feedback_key: str | None
     feedback_max_age_seconds: int
     max_body_bytes: int
+    api_key: str | None = None
+
+
+def read_api_key(environ: Mapping[str, str]) -> str | None:
+    """The API key from ``CEPAGE_API_KEY_FILE`` (a Docker secret) or ``CEPAGE_API_KEY``.
+
+    None when neither is set: ``/predict`` and ``/feedback`` are then open.
+
+    Raises:
+        ValueError: the file cannot be read or is empty (refuse to start rather than run open).
+    """
+    path = environ.get("CEPAGE_API_KEY_FILE", "").strip()
+    if path:
+        try:
+            key = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"CEPAGE_API_KEY_FILE={path} cannot be read: {exc.strerror}") from exc
+        if not key:
+            raise ValueError(f"CEPAGE_API_KEY_FILE={path} is empty")
+        return key
+    return environ.get("CEPAGE_API_KEY", "").strip() or None
 
 
 def load_settings() -> ServiceSettings:
@@ -43,6 +66,8 @@ def load_settings() -> ServiceSettings:
         feedback_max_age_seconds=int(os.environ.get("CEPAGE_FEEDBACK_MAX_AGE_SECONDS", "2592000")),
         # 1000 records of ~15 features is ~0.4 MB of JSON; 2 MiB leaves room, refuses abuse.
         max_body_bytes=int(os.environ.get("CEPAGE_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        # Optional: when set, POST /predict and /feedback need it (bento/guard.py).
+        api_key=read_api_key(os.environ),
     )
 
 

@@ -246,8 +246,11 @@ def predict(
             raise _fail(f"--json is not valid JSON: {exc}") from None
         rows = parsed if isinstance(parsed, list) else [parsed]
     target = (url or settings.api_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     try:
-        response = requests.post(f"{target}/predict", json={"records": rows}, timeout=30)
+        response = requests.post(
+            f"{target}/predict", json={"records": rows}, headers=headers, timeout=30
+        )
     except requests.RequestException as exc:
         raise _fail(f"cannot reach the API at {target}: {type(exc).__name__}") from None
     typer.echo(json.dumps(response.json(), indent=2))

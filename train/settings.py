@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bento.settings import DEFAULT_MODEL_NAME
+from bento.settings import DEFAULT_MODEL_NAME, read_api_key
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Settings:
     prometheus_port: int
     alertmanager_port: int
     node_exporter_port: int
+    api_key: str | None = None
+    """The service's API key, sent by `cepage predict` (CEPAGE_API_KEY_FILE or CEPAGE_API_KEY)."""
 
     @property
     def api_url(self) -> str:
@@ -84,6 +86,7 @@ def load_settings() -> Settings:
         prometheus_port=_int("CEPAGE_PROMETHEUS_PORT", 9090),
         alertmanager_port=_int("CEPAGE_ALERTMANAGER_PORT", 9093),
         node_exporter_port=_int("CEPAGE_NODE_EXPORTER_PORT", 9100),
+        api_key=read_api_key(os.environ),
     )
 
 

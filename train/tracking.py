@@ -40,9 +40,33 @@ def connect(settings: Settings, *, create: bool) -> MlflowClient:
     return client
 
 
+# One quick look before MLflow's own client, which retries a refused connection with backoff for
+# about four minutes before it gives up.
+PREFLIGHT_TIMEOUT_S = 5.0
+
+
+def _preflight(uri: str) -> None:
+    """Fail in seconds, not minutes, when an http(s) tracking server does not answer at all.
+
+    Any HTTP answer (even 401 from a proxy) counts as reachable; MLflow's client judges the rest.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=PREFLIGHT_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise StoreError(
+            f"Cannot reach the MLflow tracking server at {uri} ({type(exc).__name__}); "
+            "is it running? Nothing was changed."
+        ) from exc
+
+
 def _check_server(client: MlflowClient, settings: Settings) -> None:
     from mlflow.exceptions import MlflowException
 
+    _preflight(settings.tracking_uri)
     try:
         client.search_experiments(max_results=1)
     except (MlflowException, OSError) as exc:

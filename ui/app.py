@@ -104,7 +104,7 @@ def _client(settings: UiSettings) -> ApiClient | None:
         )
         return None
     try:
-        return ApiClient(url, timeout=settings.timeout_seconds)
+        return ApiClient(url, timeout=settings.timeout_seconds, api_key=settings.api_key)
     except ApiError as exc:
         st.error(str(exc))
         return None

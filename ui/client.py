@@ -120,11 +120,18 @@ class ApiClient:
     """Calls ``GET /metadata``, ``POST /predict`` and ``POST /feedback`` of one service."""
 
     def __init__(
-        self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = normalize_url(base_url)
         self.timeout = timeout
         self._session = session or requests.Session()
+        if api_key:
+            self._session.headers["Authorization"] = f"Bearer {api_key}"
 
     def metadata(self) -> Metadata:
         """The served model, its metrics and its feature schema."""
@@ -251,6 +258,12 @@ def _http_error(base_url: str, path: str, response: requests.Response) -> ApiErr
         return ApiError(
             f"The API at {base_url} failed on {path} (HTTP {status}{said}). "
             "This is a problem of the service, not of your input: its log has the details.",
+            status=status,
+        )
+    if status == 401:
+        return ApiError(
+            f"The API at {base_url} refused {path} (HTTP 401): it needs an API key. Set "
+            "CEPAGE_API_KEY (or CEPAGE_API_KEY_FILE) for the UI to the service's key.",
             status=status,
         )
     if status == 404 and body is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ui.client import Feature, Metadata
@@ -75,3 +77,14 @@ def test_settings_read_the_api_url_without_a_default() -> None:
 def test_settings_refuse_a_bad_timeout(value: str) -> None:
     with pytest.raises(ValueError, match="CEPAGE_API_TIMEOUT_SECONDS"):
         load_settings({"CEPAGE_API_TIMEOUT_SECONDS": value})
+
+
+def test_settings_read_the_api_key_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    assert load_settings({}).api_key is None
+    assert load_settings({"CEPAGE_API_KEY": " k1 "}).api_key == "k1"
+    secret = tmp_path / "api_key"
+    secret.write_text("k2\n")
+    both = {"CEPAGE_API_KEY_FILE": str(secret), "CEPAGE_API_KEY": "k1"}
+    assert load_settings(both).api_key == "k2"
+    with pytest.raises(ValueError, match="CEPAGE_API_KEY_FILE"):
+        load_settings({"CEPAGE_API_KEY_FILE": str(tmp_path / "missing")})

@@ -1,9 +1,11 @@
-"""The request guard: JSON only, bounded bodies, everything else passes through."""
+"""The request guard: optional API key, JSON only, bounded bodies, everything else passes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -11,17 +13,21 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from bento.guard import RequestGuard
+from bento.settings import read_api_key
 
 
 async def echo(request: Request) -> JSONResponse:
     return JSONResponse({"size": len(await request.body())})
 
 
-def client(limit: int = 100) -> TestClient:
+def client(limit: int = 100, api_key: str | None = None) -> TestClient:
     app = Starlette(
-        routes=[Route("/predict", echo, methods=["POST"]), Route("/other", echo, methods=["POST"])]
+        routes=[
+            Route("/predict", echo, methods=["POST"]),
+            Route("/other", echo, methods=["POST", "GET"]),
+        ]
     )
-    return TestClient(RequestGuard(app, paths=("/predict",), max_body_bytes=limit))
+    return TestClient(RequestGuard(app, paths=("/predict",), max_body_bytes=limit, api_key=api_key))
 
 
 def test_json_under_the_limit_reaches_the_app_intact() -> None:
@@ -56,3 +62,55 @@ def test_oversized_bodies_get_413_declared_or_streamed() -> None:
 def test_unguarded_paths_pass_through() -> None:
     response = client().post("/other", content=b"x" * 500, headers={"content-type": "text/plain"})
     assert response.status_code == 200
+
+
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer wrong"}, {"x-api-key": "s3cre"}, {"authorization": "s3cret"}],
+    ids=["none", "wrong bearer", "wrong x-api-key", "no scheme"],
+)
+def test_with_an_api_key_requests_without_it_get_401(headers: dict[str, str]) -> None:
+    response = client(api_key="s3cret").post("/predict", content=b"{}", headers=JSON | headers)
+    assert response.status_code == 401
+    assert "API key" in response.json()["error"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("headers", [{"authorization": "Bearer s3cret"}, {"x-api-key": "s3cret"}])
+def test_the_right_key_in_either_header_passes(headers: dict[str, str]) -> None:
+    response = client(api_key="s3cret").post("/predict", content=b"{}", headers=JSON | headers)
+    assert response.status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read() -> None:
+    # A client without the key cannot make the service read (or size-check) its body.
+    response = client(limit=10, api_key="k").post("/predict", content=b"x" * 50, headers=JSON)
+    assert response.status_code == 401
+
+
+def test_unguarded_paths_stay_open_with_a_key() -> None:
+    guarded = client(api_key="s3cret")
+    assert guarded.post("/other", content=b"{}", headers=JSON).status_code == 200
+    assert guarded.get("/other").status_code == 200
+
+
+def test_api_key_comes_from_the_file_first(tmp_path: Path) -> None:
+    secret = tmp_path / "api_key"
+    secret.write_text("from-file\n")
+    assert read_api_key({"CEPAGE_API_KEY_FILE": str(secret), "CEPAGE_API_KEY": "env"}) == (
+        "from-file"
+    )
+    assert read_api_key({"CEPAGE_API_KEY": " env "}) == "env"
+    assert read_api_key({"CEPAGE_API_KEY": ""}) is None
+    assert read_api_key({}) is None
+
+
+def test_an_unreadable_or_empty_key_file_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot be read"):
+        read_api_key({"CEPAGE_API_KEY_FILE": str(tmp_path / "missing")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        read_api_key({"CEPAGE_API_KEY_FILE": str(tmp_path / "empty")})

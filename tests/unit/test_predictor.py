@@ -65,3 +65,22 @@ def test_check_enforces_the_record_limit(predictor: Predictor) -> None:
     assert len(problems) == 1
     assert problems[0].loc == ("records",)
     assert "at most 2" in problems[0].message
+
+
+def test_records_that_overflow_the_model_are_named_not_crashed_on() -> None:
+    """Found by fuzzing: finite but huge values (1e308) overflow a fitted scaler."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from bento.predictor import UnscorableError
+
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    model.fit(np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]), ["a", "b", "a", "b"])
+    info = ModelInfo(name="m", version="1", bento_model="m:x", run_id="r", created_at="t")
+    predictor = Predictor(ModelBundle(estimator=model, schema=SCHEMA, info=info))
+    fine = {"x": 1.0, "y/z": 0.0}
+    with pytest.raises(UnscorableError) as caught:
+        predictor.predict([fine, {"x": 1.7e308, "y/z": -1.7e308}, fine, {"x": -1e308, "y/z": 0}])
+    assert caught.value.rows == [1, 3]
+    assert len(predictor.predict([fine, {"x": 1e200, "y/z": 0.0}])) == 2

@@ -1,0 +1,78 @@
+"""The optional API key on a real service: /predict and /feedback need it, the rest stays open,
+and the UI's client and `cepage predict` send it when configured."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.procs import bentoml_serve, cepage, stack_env
+from ui.client import ApiClient, ApiError
+
+pytestmark = pytest.mark.integration
+
+KEY = secrets.token_hex(16)
+
+
+@pytest.fixture(scope="module")
+def keyed_url(trained_home: Path) -> Iterator[str]:
+    """A real service whose key comes from a file (as a Docker secret would give it)."""
+    secret = trained_home / "api_key"
+    secret.write_text(KEY + "\n")
+    with bentoml_serve(trained_home, extra_env={"CEPAGE_API_KEY_FILE": str(secret)}) as url:
+        yield url
+
+
+def test_predict_and_feedback_need_the_key(keyed_url: str, median_record: dict[str, float]) -> None:
+    body = {"records": [median_record]}
+    bare = requests.post(f"{keyed_url}/predict", json=body, timeout=10)
+    assert bare.status_code == 401
+    assert "CEPAGE_API_KEY" in bare.json()["error"]
+    wrong = requests.post(
+        f"{keyed_url}/predict", json=body, headers={"Authorization": "Bearer no"}, timeout=10
+    )
+    assert wrong.status_code == 401
+    ok = requests.post(f"{keyed_url}/predict", json=body, headers={"X-API-Key": KEY}, timeout=10)
+    assert ok.status_code == 200, ok.text
+    prediction = ok.json()["predictions"][0]
+    feedback = {"prediction_id": prediction["id"], "label": prediction["label"]}
+    assert requests.post(f"{keyed_url}/feedback", json=feedback, timeout=10).status_code == 401
+    answered = requests.post(
+        f"{keyed_url}/feedback", json=feedback, headers={"Authorization": f"Bearer {KEY}"},
+        timeout=10,
+    )  # fmt: skip
+    assert answered.status_code == 200, answered.text
+
+
+@pytest.mark.parametrize("path", ["/metadata", "/readyz", "/livez", "/metrics", "/docs.json"])
+def test_metadata_health_and_metrics_stay_open(keyed_url: str, path: str) -> None:
+    assert requests.get(f"{keyed_url}{path}", timeout=10).status_code == 200
+
+
+def test_the_ui_client_sends_the_key_and_explains_a_missing_one(
+    keyed_url: str, median_record: dict[str, float]
+) -> None:
+    [prediction] = ApiClient(keyed_url, api_key=KEY).predict([median_record])
+    assert prediction.label
+    with pytest.raises(ApiError) as caught:
+        ApiClient(keyed_url).predict([median_record])
+    assert caught.value.status == 401
+    assert "needs an API key" in str(caught.value)
+    assert "CEPAGE_API_KEY" in str(caught.value)
+
+
+def test_cepage_predict_sends_the_key(
+    keyed_url: str, trained_home: Path, median_record: dict[str, float]
+) -> None:
+    args = ("predict", "--json", json.dumps([median_record]), "--url", keyed_url)
+    refused = cepage(*args, env=stack_env(trained_home))
+    assert refused.returncode == 1
+    assert "API key" in refused.stdout
+    done = cepage(*args, env=stack_env(trained_home, CEPAGE_API_KEY=KEY))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["predictions"][0]["label"]
