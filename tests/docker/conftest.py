@@ -7,40 +7,25 @@ reused between runs; ``python:3.11-slim`` pulled when possible, else made with d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 
-from tests.support.procs import BIN, ROOT, free_port, require, stack_env
+from tests.support.docker_engine import private_engine
+from tests.support.procs import BIN, ROOT, free_port, stack_env
 
 BUILD_TIMEOUT = 1800
-
-
-def _engine_module() -> ModuleType:
-    path = ROOT / "scripts" / "ci" / "docker_engine.py"
-    spec = importlib.util.spec_from_file_location("cepage_docker_engine", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-engine_shim = _engine_module()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,23 +106,7 @@ class Images:
 @pytest.fixture(scope="session")
 def docker() -> Iterator[Docker]:
     """The private engine (started here and stopped at the end, by its pid) with a base image."""
-    require(shutil.which("dockerd") is not None, "`dockerd` is not installed (docker.io)")
-    require(shutil.which("docker") is not None, "the `docker` CLI is not installed (docker.io)")
-    try:
-        engine = engine_shim.existing() or engine_shim.start()
-    except RuntimeError as exc:
-        require(False, f"dockerd cannot start: {exc}")
-        raise
-    try:
-        try:
-            engine_shim.ensure_base_image(engine)
-        except (RuntimeError, subprocess.CalledProcessError) as exc:
-            require(False, f"no base image python:3.11-slim and none can be made: {exc}")
-        env = engine.env()
-        # The legacy builder: BentoML asks for BuildKit, which needs buildx (not packaged here).
-        if subprocess.run(["docker", "buildx", "version"], env=env, capture_output=True,
-                          check=False).returncode != 0:  # fmt: skip
-            env["DOCKER_BUILDKIT"] = "0"
+    with private_engine() as (engine, env):
         yield Docker(env=env)
         if engine.started_here:
             # Our own cache only, never a developer's engine. Build stages are dangling images
@@ -145,9 +114,6 @@ def docker() -> Iterator[Docker]:
             Docker(env=env).run(
                 "image", "prune", "-f", "--filter", "until=72h", check=False, timeout=300
             )
-    finally:
-        if engine.started_here:
-            engine_shim.stop_pid(engine.pid)
 
 
 @pytest.fixture(scope="session")

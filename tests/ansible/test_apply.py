@@ -1,0 +1,283 @@
+"""A real apply of playbooks/site.yml to a fresh instance (a container), by `make deploy`'s path.
+
+``playbooks/deploy.sh deploy dev`` runs with the Terraform-shaped inventory
+(terraform-inventory.dev.json), the dev group_vars and an encrypted vault (password from
+ANSIBLE_VAULT_PASSWORD), against a container of tests/ansible/host/Dockerfile: packages are
+installed from Debian's mirror for real, files rendered for real, sshd/nft/fail2ban/visudo check
+them for real. Then the same deploy runs again and must report changed=0.
+
+What this container cannot do, and how it is checked instead (the test says so):
+* no systemd runs in it (``cepage_start_services=false``): services are not started, enabled or
+  restarted; their configuration (sshd, nftables, fail2ban, chrony, unattended-upgrades, the
+  backup timer and service units, node_exporter's arguments) is verified as rendered, and checked
+  by the daemons' own config testers where they have one (``sshd -T``, ``nft -c``/``nft -f`` in the
+  container's network namespace, ``fail2ban-client -t``, ``visudo -c``);
+* no Docker repository or registry is reachable offline (``cepage_docker_install_packages=false``):
+  Docker's packages are not installed and the stack is not pulled or started; daemon.json, the
+  compose files and .env are verified as rendered, and the rendered project is validated by
+  ``docker-compose config`` on the test machine;
+* no block device (``cepage_docker_manage_data_volume=false``): the data volume is not formatted
+  or mounted; daemon.json's data root on it is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.ansible.conftest import (
+    INVENTORY_JSON,
+    VAULT_PASSWORD,
+    Host,
+    Run,
+    ansible_env,
+    inventory_dir,
+    run_deploy,
+    tool,
+)
+from tests.support.procs import ROOT, require_binary
+
+pytestmark = [pytest.mark.ansible, pytest.mark.slow]
+
+TAG = "v1.2.3"
+PROXY_HASH = "$2a$14$abcdefghijklmnopqrstuv0123456789ABCDEFGHIJKLMNOPQRSTU"  # the test vault's
+# What the container cannot do (see the module docstring), switched off by variables.
+OFFLINE = [
+    "-e", "cepage_start_services=false",
+    "-e", "cepage_docker_install_packages=false",
+    "-e", "cepage_docker_manage_data_volume=false",
+]  # fmt: skip
+INVENTORY = json.loads(INVENTORY_JSON.read_text())["all"]
+STACK_VARS = INVENTORY["vars"]
+HOST_VARS = INVENTORY["children"]["control"]["hosts"]["cepage-dev-service-1"]
+
+
+@dataclass(frozen=True)
+class Deployed:
+    host: Host
+    env: dict[str, str]
+    first: Run
+    second: Run
+
+    def deploy(self, action: str, *args: str) -> Run:
+        return run_deploy(action, [*self.host.connection_args(), *OFFLINE, *args], self.env)
+
+
+@pytest.fixture(scope="module")
+def deployed(host: Host, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    base = tmp_path_factory.mktemp("ansible-apply")
+    inventory = inventory_dir(base, encrypt=True)
+    env = ansible_env(
+        CEPAGE_INVENTORY_DIR=str(inventory),
+        CEPAGE_INVENTORY_JSON=str(INVENTORY_JSON),
+        ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
+        ANSIBLE_VAULT_PASSWORD=VAULT_PASSWORD,
+        IMAGE_TAG=TAG,
+    )
+    args = [*host.connection_args(), *OFFLINE]
+    first = run_deploy("deploy", args, env, timeout=900)
+    first.assert_ok()
+    second = run_deploy("deploy", args, env, timeout=600)
+    yield Deployed(host=host, env=env, first=first, second=second)
+
+
+def test_converge_changes_the_fresh_host(deployed: Deployed) -> None:
+    recap = deployed.first.recap()
+    assert recap["cepage-dev-service-1"]["changed"] > 10, deployed.first.output[-3000:]
+
+
+def test_second_run_changes_nothing(deployed: Deployed) -> None:
+    deployed.second.assert_ok()
+    recap = deployed.second.recap()
+    assert recap["cepage-dev-service-1"]["changed"] == 0, "\n".join(deployed.second.changed_tasks())
+
+
+def test_admin_user_with_sudo(deployed: Deployed) -> None:
+    host = deployed.host
+    assert "sudo" in host.sh("id -nG cepage").stdout.split()
+    sudoers = host.read("/etc/sudoers.d/cepage-admin")
+    assert sudoers.strip().endswith("cepage ALL=(ALL) NOPASSWD:ALL")
+    assert "parsed OK" in host.sh("visudo -c").stdout
+    # Locked password: SSH keys are the only way in.
+    assert host.sh("passwd -S cepage").stdout.split()[1] == "L"
+
+
+def test_sshd_keys_only_no_root(deployed: Deployed) -> None:
+    """sshd's own effective configuration (sshd -T), main file plus the rendered drop-in."""
+    effective = deployed.host.sh("mkdir -p /run/sshd && sshd -T").stdout.splitlines()
+    settings = dict(line.split(" ", 1) for line in effective if " " in line)
+    assert settings["permitrootlogin"] == "no"
+    assert settings["passwordauthentication"] == "no"
+    assert settings["kbdinteractiveauthentication"] == "no"
+    assert settings["pubkeyauthentication"] == "yes"
+    assert settings["allowusers"] == "cepage"
+    assert "Ansible managed" in deployed.host.read("/etc/ssh/sshd_config.d/50-cepage.conf")
+
+
+def test_firewall_mirrors_the_security_group(deployed: Deployed) -> None:
+    """The rules load for real into the container's network namespace and say what the SG says."""
+    host = deployed.host
+    host.sh("nft -c -f /etc/nftables.conf && nft -f /etc/nftables.conf")
+    ruleset = host.sh("nft list table inet cepage_filter").stdout
+    assert "policy drop" in ruleset
+    for cidr in STACK_VARS["cepage_admin_cidrs"]:
+        address = cidr.removesuffix("/32")  # nft shows a /32 as the bare address
+        assert f"ip saddr {address} tcp dport 22 accept" in ruleset
+    assert "tcp dport { 80, 443 } accept" in ruleset  # the dev instance is an edge host
+    assert "ip saddr 172.16.32.0/22 accept" in ruleset
+    # Docker's tables survive: the main file includes cepage's table, it never flushes the ruleset.
+    assert "flush ruleset" not in host.read("/etc/nftables.conf")
+
+
+def test_fail2ban_unattended_upgrades_time_sync(deployed: Deployed) -> None:
+    host = deployed.host
+    assert "configuration test is successful" in host.sh("fail2ban-client -t 2>&1").stdout
+    jail = host.read("/etc/fail2ban/jail.d/cepage.local")
+    assert "[sshd]" in jail and "enabled = true" in jail and "backend = systemd" in jail
+    assert 'Unattended-Upgrade "1"' in host.read("/etc/apt/apt.conf.d/20auto-upgrades")
+    origins = host.read("/etc/apt/apt.conf.d/52cepage-unattended-upgrades")
+    assert "label=Debian-Security" in origins
+    assert "pool 2.debian.pool.ntp.org iburst" in host.read("/etc/chrony/sources.d/cepage.sources")
+    for package in ("nftables", "fail2ban", "unattended-upgrades", "chrony"):
+        host.sh(f"dpkg-query -W -f='${{Status}}' {package} | grep -q 'install ok installed'")
+
+
+def test_docker_daemon_json(deployed: Deployed) -> None:
+    daemon = json.loads(deployed.host.read("/etc/docker/daemon.json"))
+    assert daemon["log-driver"] == "json-file"
+    assert daemon["log-opts"] == {"max-size": "10m", "max-file": "3"}
+    assert daemon["live-restore"] is True
+    # The host holding the state keeps Docker's data on the data volume.
+    assert daemon["data-root"] == "/srv/cepage-data/docker"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_compose_files_are_the_repositorys(deployed: Deployed) -> None:
+    for name in ("docker-compose.yml", "docker-compose.prod.yml", "caddy/Caddyfile"):
+        on_host = deployed.host.read(f"/opt/cepage/compose/{name}")
+        assert sha256(on_host) == sha256((ROOT / "compose" / name).read_text()), name
+
+
+def env_file(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value.strip("'")
+    return values
+
+
+def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed) -> None:
+    host = deployed.host
+    mode = host.sh("stat -c '%a %U' /opt/cepage/compose/.env").stdout.split()
+    assert mode == ["600", "root"]
+    values = env_file(host.read("/opt/cepage/compose/.env"))
+    ports = STACK_VARS["cepage_ports"]
+    expected = {
+        "CEPAGE_IMAGE_PREFIX": STACK_VARS["cepage_registry_endpoint"],
+        "CEPAGE_IMAGE_TAG": TAG,
+        "CEPAGE_MODEL_NAME": "cepage-classifier",
+        "CEPAGE_HTTP_PORT": str(ports["http"]),
+        "CEPAGE_HTTPS_PORT": str(ports["https"]),
+        "CEPAGE_API_PORT": str(ports["api"]),
+        "CEPAGE_GRAFANA_PORT": str(ports["grafana"]),
+        "CEPAGE_DOMAIN": HOST_VARS["ansible_host"],  # no domain_name: the public IP
+        "CEPAGE_BIND_ADDRESS": "0.0.0.0",
+        "MLFLOW_ARTIFACTS_DESTINATION": "s3://cepage-dev-mlflow-artifacts/mlflow",
+        "MLFLOW_S3_ENDPOINT_URL": STACK_VARS["cepage_s3_endpoint"],
+        "AWS_DEFAULT_REGION": "fr-par",
+        "POSTGRES_PASSWORD": "pg-test-password-1",
+        "CEPAGE_FEEDBACK_KEY": "feedback-test-key-1",
+        "GRAFANA_ADMIN_PASSWORD": "grafana-test-password-1",
+        "AWS_ACCESS_KEY_ID": "SCWTESTTESTTESTTEST1",
+        "CEPAGE_PROXY_PASSWORD_HASH": PROXY_HASH,
+        "CEPAGE_SERVICE_REPLICAS": "1",
+    }
+    assert {k: values.get(k) for k in expected} == expected
+
+
+def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -> None:
+    """docker-compose resolves the host's project (every ${VAR:?} satisfied by the .env)."""
+    compose = require_binary("docker-compose")
+    deployed.host.engine.docker("cp", f"{deployed.host.name}:/opt/cepage", str(tmp_path))
+    project = tmp_path / "cepage" / "compose"
+    # Hosts pull their images and never build: docker-compose 1.29 still wants the build contexts.
+    for context in ("service", "caddy"):
+        (project / context).mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CEPAGE_", "MLFLOW_", "AWS_"))}
+    done = subprocess.run(
+        [compose, "--project-directory", str(project), "-f", str(project / "docker-compose.yml"),
+         "-f", str(project / "docker-compose.prod.yml"), "config"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    prefix = STACK_VARS["cepage_registry_endpoint"]
+    for service in ("service", "ui", "mlflow"):
+        assert config["services"][service]["image"] == f"{prefix}/{service}:{TAG}"
+    assert config["services"]["service"]["deploy"]["replicas"] == 1
+    # Only the proxy publishes ports, on every interface of this edge host (CEPAGE_BIND_ADDRESS).
+    ports = [
+        p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p['published']}:{p['target']}"
+        for p in config["services"]["proxy"]["ports"]
+    ]
+    for port in (80, 443):
+        assert any(p.startswith(f"0.0.0.0:{port}:{port}") for p in ports), ports
+    # The monitoring role put the repository's configuration where the compose file mounts it.
+    for path in ("prometheus/prometheus.yml", "grafana/provisioning", "alertmanager/render.py"):
+        assert (tmp_path / "cepage" / path).exists(), path
+
+
+def test_prometheus_targets_for_this_deployment(deployed: Deployed) -> None:
+    targets = "/opt/cepage/compose/prometheus-targets"
+    node = json.loads(deployed.host.read(f"{targets}/node.json"))
+    assert node == [{"targets": [f"{HOST_VARS['private_ip']}:9100"]}]
+    # The other files are the repository's (static targets, compose's replica-discovery sidecar).
+    for source in (ROOT / "compose" / "prometheus-targets").iterdir():
+        if source.is_file() and source.name != "node.json":
+            assert sha256(deployed.host.read(f"{targets}/{source.name}")) == sha256(
+                source.read_text()
+            ), source.name
+    args = deployed.host.read("/etc/default/prometheus-node-exporter")
+    assert "--web.listen-address=:9100" in args
+
+
+def test_backup_job_installed(deployed: Deployed) -> None:
+    host = deployed.host
+    timer = host.read("/etc/systemd/system/cepage-backup.timer")
+    assert "OnCalendar=*-*-* 03:15:00" in timer and "Persistent=true" in timer
+    assert "WantedBy=timers.target" in timer
+    service = host.read("/etc/systemd/system/cepage-backup.service")
+    assert "ExecStart=/usr/local/sbin/cepage-backup" in service and "Type=oneshot" in service
+    for script in ("cepage-backup", "cepage-restore"):
+        host.sh(f"test -x /usr/local/sbin/{script} && bash -n /usr/local/sbin/{script}")
+    assert host.sh("stat -c '%a' /etc/cepage/backup.env").stdout.strip() == "600"
+    settings = host.read("/etc/cepage/backup.env")
+    assert "CEPAGE_BACKUP_PG_MODE=compose" in settings  # dev: PostgreSQL runs in the stack
+    assert "CEPAGE_BACKUP_DESTINATION=backups:cepage-dev-backups" in settings
+    assert "CEPAGE_BACKUP_RETENTION_DAYS=14" in settings
+    host.sh("command -v rclone")
+
+
+def test_rollout_then_rollback(deployed: Deployed) -> None:
+    """A new tag is recorded; `make rollback` redeploys the one before it."""
+    host = deployed.host
+    assert host.read("/opt/cepage/releases").split() == [TAG]
+    deployed.deploy("deploy", "--tags", "stack", "-e", "cepage_image_tag=v1.2.4").assert_ok()
+    assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == "v1.2.4"
+    assert host.read("/opt/cepage/releases").split() == [TAG, "v1.2.4"]
+    rollback = deployed.deploy("rollback", "--tags", "stack")
+    rollback.assert_ok()
+    assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == TAG
+    assert host.read("/opt/cepage/releases").split() == [TAG, "v1.2.4", TAG]

@@ -1,0 +1,248 @@
+"""The backup -> restore drill, for real: a real PostgreSQL holding a real MLflow store.
+
+1. A PostgreSQL server (Debian's, /usr/lib/postgresql/N/bin; run as the `postgres` user when the
+   tests run as root, since postgres refuses root) gets an `mlflow` database; MLflow's own API
+   (MLFLOW_TRACKING_URI=postgresql+psycopg2://...) fills it: a run with an artifact, three
+   versions of `cepage-classifier`, the aliases champion/previous/challenger, a version tag.
+2. The backup role is applied (connection local, its paths in a temporary directory, no systemd:
+   the timer is not started) and its script, the one the timer runs, dumps the database and copies
+   the artifacts to a local directory standing for the backups bucket (rclone serves both); a dump
+   older than the retention is deleted.
+3. The database is dropped and created empty, the artifacts deleted.
+4. playbooks/restore.yml runs (its own steps; stopping/starting MLflow's container is skipped, there
+   is no stack here) and the same models, versions, aliases, tags, runs and artifacts come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.ansible.conftest import PLAYBOOKS, Run, ansible_env, tool
+from tests.support.procs import ROOT, free_port, require, require_binary
+
+pytestmark = [pytest.mark.ansible, pytest.mark.slow]
+
+PASSWORD = "mlflow-test-password"
+
+
+def pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+@dataclass(frozen=True)
+class Postgres:
+    bindir: Path
+    port: int
+    base: Path
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql+psycopg2://mlflow:{PASSWORD}@127.0.0.1:{self.port}/mlflow"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        done = subprocess.run(
+            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "admin",
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """postgres refuses to run as root: when root, run it as the `postgres` system user."""
+    if os.geteuid() != 0:
+        return argv
+    runuser = shutil.which("runuser")
+    require(runuser is not None, "`runuser` is missing (util-linux)")
+    return [str(runuser), "-u", "postgres", "--", *argv]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    bindir = pg_bindir()
+    require(bindir is not None, "PostgreSQL's server is not installed (apt-get install postgresql)")
+    assert bindir is not None
+    base = Path(tempfile.mkdtemp(prefix="cepage-pg-"))
+    data, sockets = base / "data", base / "run"
+    data.mkdir()
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        require(_has_user("postgres"), "no `postgres` user to run the server as (root refused)")
+        uid, gid = pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid
+        base.chmod(0o755)
+        for path in (data, sockets):
+            os.chown(path, uid, gid)
+    done = subprocess.run(
+        as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "admin",
+                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    port = free_port()
+    log = base / "postgres.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            as_postgres_user([str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+                              "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off"]),
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    server = Postgres(bindir=bindir, port=port, base=base)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(
+            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+            capture_output=True, check=False,
+        ).returncode != 0:  # fmt: skip
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        server.psql(f"CREATE ROLE mlflow LOGIN PASSWORD '{PASSWORD}'")
+        server.psql("CREATE DATABASE mlflow OWNER mlflow")
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)  # fast shutdown
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def store(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.ansible.mlflow_store", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done.stdout
+
+
+def playbook(path: Path, inventory: Path, *args: str) -> Run:
+    extra = [] if os.geteuid() == 0 else ["-e", "ansible_become=false"]
+    done = subprocess.run(
+        [tool("ansible-playbook"), "-i", str(inventory), *extra, *args, str(path)],
+        cwd=ROOT,
+        env=ansible_env(ANSIBLE_ROLES_PATH=str(PLAYBOOKS / "roles")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout + done.stderr)
+
+
+def inventory(base: Path, server: Postgres) -> Path:
+    """The control host is this machine; the backup role's paths and targets are local."""
+    host: dict[str, Any] = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "cepage_start_services": False,
+        "cepage_backup_install_packages": False,
+        "cepage_backup_bin_dir": str(base / "bin"),
+        "cepage_backup_etc_dir": str(base / "etc"),
+        "cepage_backup_systemd_dir": str(base / "systemd"),
+        "cepage_backup_owner": pwd.getpwuid(os.geteuid()).pw_name,
+        "cepage_backup_group": grp.getgrgid(os.getegid()).gr_name,
+        "cepage_backup_pg_mode": "local",
+        "cepage_backup_pg_bindir": str(server.bindir),
+        "cepage_backup_pg_host": "127.0.0.1",
+        "cepage_backup_pg_port": server.port,
+        "cepage_backup_pg_password": PASSWORD,
+        "cepage_backup_destination": str(base / "bucket"),
+        "cepage_backup_artifacts_source": str(base / "artifacts"),
+        "cepage_backup_s3_endpoint": "https://s3.fr-par.scw.cloud",
+        "cepage_backup_s3_region": "fr-par",
+        "cepage_backup_s3_access_key": "SCWTESTTESTTESTTEST1",
+        "cepage_backup_s3_secret_key": "not-used-by-a-local-destination",
+        "cepage_backup_retention_days": 14,
+    }
+    path = base / "inventory.yml"
+    path.write_text(yaml.safe_dump({"control": {"hosts": {"localhost": host}}}))
+    return path
+
+
+def test_backup_then_restore_brings_the_registry_back(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    require_binary("rclone")
+    base = tmp_path_factory.mktemp("backup-drill")
+    artifacts = base / "artifacts"
+    artifacts.mkdir()
+
+    # 1. A real MLflow store in PostgreSQL.
+    store("seed", postgres.uri, str(artifacts))
+    before = json.loads(store("snapshot", postgres.uri))
+    model = before["models"]["cepage-classifier"]
+    aliases = {k: str(v) for k, v in model["aliases"].items()}
+    assert aliases == {"challenger": "3", "champion": "2", "previous": "1"}
+    assert [str(v["version"]) for v in model["versions"]] == ["1", "2", "3"]
+    schema_files = list(artifacts.rglob("feature_schema.json"))
+    assert len(schema_files) == 1
+
+    # 2. The backup role, then its job's script. An old dump is past the retention.
+    inv = inventory(base, postgres)
+    installed = playbook(ROOT / "tests" / "ansible" / "backup-role.yml", inv)
+    installed.assert_ok()
+    old = base / "bucket" / "postgres" / "mlflow-20200101T000000Z.dump"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"PGDMP old")
+    stale = time.time() - 30 * 86400
+    os.utime(old, (stale, stale))
+    done = subprocess.run(
+        [str(base / "bin" / "cepage-backup")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    dump_name = done.stdout.strip().splitlines()[-1]
+    dumps = sorted(p.name for p in (base / "bucket" / "postgres").iterdir())
+    assert dumps == [dump_name], "the new dump is kept, the one past the retention deleted"
+    assert (base / "bucket" / "postgres" / dump_name).read_bytes()[:5] == b"PGDMP"
+    backed_up = base / "bucket" / "mlflow-artifacts" / schema_files[0].relative_to(artifacts)
+    assert backed_up.read_text() == schema_files[0].read_text()
+
+    # 3. Disaster: the database and the artifacts are gone.
+    postgres.psql("DROP DATABASE mlflow WITH (FORCE)")
+    postgres.psql("CREATE DATABASE mlflow OWNER mlflow")
+    tables = postgres.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", "mlflow")
+    assert tables == "0\n"
+    shutil.rmtree(artifacts)
+    artifacts.mkdir()
+
+    # 4. The restore playbook, then the registry is what it was.
+    restored = playbook(PLAYBOOKS / "restore.yml", inv, "-e", "cepage_restore_dump=latest")
+    restored.assert_ok()
+    assert f"restored {dump_name}" in restored.output
+    after = json.loads(store("snapshot", postgres.uri))
+    assert after == before
+    assert schema_files[0].read_text() == backed_up.read_text()

@@ -1,0 +1,121 @@
+"""ansible-lint (production profile) and a syntax check of every playbook; deploy.sh's guards."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ansible.conftest import (
+    HERE,
+    INVENTORY_JSON,
+    PLAYBOOKS,
+    ansible_env,
+    inventory_dir,
+    run_deploy,
+    tool,
+)
+from tests.support.procs import BIN, require
+
+pytestmark = pytest.mark.ansible
+
+PLAYBOOK_FILES = sorted(p.name for p in PLAYBOOKS.glob("*.yml"))
+
+
+def test_every_playbook_is_checked() -> None:
+    assert {"site.yml", "restore.yml"} <= set(PLAYBOOK_FILES)
+
+
+def test_ansible_lint_production_profile() -> None:
+    done = subprocess.run(
+        [tool("ansible-lint"), "--profile", "production", "--nocolor", *PLAYBOOK_FILES, "roles"],
+        cwd=PLAYBOOKS,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOK_FILES)
+def test_syntax_check(playbook: str) -> None:
+    done = subprocess.run(
+        [tool("ansible-playbook"), "--syntax-check", "-i", str(INVENTORY_JSON), playbook],
+        cwd=PLAYBOOKS,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_terraform_inventory_is_read_as_is() -> None:
+    """The inventory is Terraform's output unchanged: groups, hosts and the stack's settings."""
+    done = subprocess.run(
+        [tool("ansible-inventory"), "-i", str(INVENTORY_JSON), "--host", "cepage-dev-service-1"],
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"cepage_registry_endpoint": "rg.fr-par.scw.cloud/cepage-dev"' in done.stdout
+
+
+def test_deploy_refuses_without_a_vault(tmp_path: Path) -> None:
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    env = ansible_env(
+        CEPAGE_INVENTORY_DIR=str(tmp_path),
+        CEPAGE_INVENTORY_JSON=str(INVENTORY_JSON),
+        ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
+    )
+    run = run_deploy("deploy", [], env)
+    assert run.returncode != 0
+    assert "vault.example.yml" in run.output
+
+
+def test_deploy_refuses_an_encrypted_vault_without_its_password(tmp_path: Path) -> None:
+    inventory = inventory_dir(tmp_path, encrypt=True)
+    env = ansible_env(
+        CEPAGE_INVENTORY_DIR=str(inventory),
+        CEPAGE_INVENTORY_JSON=str(INVENTORY_JSON),
+        ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
+    )
+    run = run_deploy("deploy", [], env)
+    assert run.returncode != 0
+    assert "ANSIBLE_VAULT_PASSWORD" in run.output
+
+
+def test_secrets_stay_out_of_git() -> None:
+    """The real vault and the generated inventory are ignored; only the examples are committed."""
+    for path in (
+        "playbooks/inventories/dev/group_vars/all/vault.yml",
+        "playbooks/inventories/prod/group_vars/all/vault.yml",
+        "playbooks/inventories/dev/terraform.json",
+    ):
+        done = subprocess.run(
+            ["git", "check-ignore", "-q", path], cwd=PLAYBOOKS.parent, check=False
+        )
+        assert done.returncode == 0, f"{path} is not gitignored"
+    for env in ("dev", "prod"):
+        example = (PLAYBOOKS / "inventories" / env / "vault.example.yml").read_text()
+        assert "CHANGE-ME" in example
+
+
+def test_host_image_dockerfile_lints() -> None:
+    hadolint = BIN / "hadolint"
+    require(hadolint.exists(), "hadolint is not installed in the venv (make setup)")
+    done = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", str(HERE / "host" / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

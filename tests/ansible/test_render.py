@@ -1,0 +1,101 @@
+"""Several hosts behind a load balancer (prod's shape), rendered without hosts.
+
+The real apply covers one instance (dev). The split deployment's differences are values the roles
+derive from the inventory: which services each host runs, where the proxy listens, what Prometheus
+scrapes, where the backup job finds the database, and the .env of each host. tests/ansible/
+render-hosts.yml renders them on the controller with the roles' own defaults and template, from a
+prod-shaped Terraform inventory (terraform-inventory.prod.json).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ansible.conftest import HERE, TEST_VAULT, ansible_env, tool
+from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.ansible
+
+INVENTORY = json.loads((HERE / "terraform-inventory.prod.json").read_text())["all"]
+SERVICE_HOSTS = INVENTORY["children"]["service"]["hosts"]
+CONTROL = "cepage-prod-control"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("render-prod")
+    vault = out / "vault.yml"
+    vault.write_text(TEST_VAULT)
+    done = subprocess.run(
+        [tool("ansible-playbook"), "-i", str(HERE / "terraform-inventory.prod.json"),
+         "-e", f"@{vault}", "-e", f"render_dir={out}", str(HERE / "render-hosts.yml")],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    return out
+
+
+def settings(rendered: Path, host: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((rendered / f"{host}.json").read_text())
+    return body
+
+
+def env(rendered: Path, host: str) -> dict[str, str]:
+    values = {}
+    for line in (rendered / f"{host}.env").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value.strip("'")
+    return values
+
+
+def test_service_instances_run_the_api_ui_and_proxy_on_the_private_network(
+    rendered: Path,
+) -> None:
+    for name, host in SERVICE_HOSTS.items():
+        derived = settings(rendered, name)
+        assert derived["single_host"] is False
+        assert derived["services"] == ["service", "ui", "proxy"]
+        assert derived["bind_address"] == host["private_ip"]  # the load balancer's side only
+        values = env(rendered, name)
+        assert values["CEPAGE_BIND_ADDRESS"] == host["private_ip"]
+        assert values["CEPAGE_DOMAIN"] == "ml.example.org"
+        assert values["CEPAGE_TRUSTED_PROXIES"] == "172.16.32.0/22"
+        assert values["CEPAGE_SITE_SCHEME"] == "http://"  # TLS ends at the load balancer
+        assert values["CEPAGE_IMAGE_PREFIX"] == "rg.fr-par.scw.cloud/cepage-prod"
+
+
+def test_control_instance_runs_mlflow_and_monitoring_against_the_managed_database(
+    rendered: Path,
+) -> None:
+    derived = settings(rendered, CONTROL)
+    assert "postgres" not in derived["services"]  # the managed database replaces it
+    assert {"mlflow", "prometheus-targets", "prometheus", "grafana", "proxy"} <= set(
+        derived["services"]
+    )
+    assert "service" not in derived["services"]
+    assert derived["bind_address"] == "0.0.0.0"
+    values = env(rendered, CONTROL)
+    # The password is URL-encoded into the URI; the driver is named (SQLAlchemy 2.1 would pick
+    # psycopg 3 for a bare postgresql://, which the MLflow image does not have).
+    assert values["MLFLOW_BACKEND_STORE_URI"] == (
+        "postgresql+psycopg2://mlflow:db%2Fpass%3Afrom%40secret-manager@172.16.32.10:5432/mlflow"
+    )
+    assert values["GRAFANA_ADMIN_PASSWORD"] == "grafana-from-secret-manager"
+    assert values["GRAFANA_ROOT_URL"] == "https://grafana.ml.example.org"
+    assert derived["backup_pg_mode"] == "docker"
+    assert derived["backup_pg_host"] == "172.16.32.10"
+
+
+def test_prometheus_scrapes_every_host(rendered: Path) -> None:
+    targets = {t["name"]: t for t in settings(rendered, CONTROL)["targets"]}
+    every_host = [h["private_ip"] for h in SERVICE_HOSTS.values()] + ["172.16.32.4"]
+    assert sorted(targets["node"]["targets"]) == sorted(f"{ip}:9100" for ip in every_host)
+    assert sorted(targets["service"]["targets"]) == sorted(
+        f"{h['private_ip']}:3000" for h in SERVICE_HOSTS.values()
+    )
