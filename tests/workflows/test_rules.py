@@ -1,0 +1,300 @@
+"""The workflows follow the project's rules (tests/workflows/checks.py), each rule is shown to catch
+a deliberately broken copy, and the release -> deploy -> smoke -> rollback and retrain chains are
+wired as docs/ci-cd.md says."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.procs import ROOT
+from tests.workflows.checks import (
+    ALL_CHECKS,
+    EXPECTED,
+    WORKFLOWS,
+    Workflow,
+    actions,
+    check_ci_runs_ci_script,
+    check_concurrency,
+    check_make_targets,
+    check_permissions,
+    check_pins,
+    check_secrets,
+    check_timeouts,
+    ci_run_command,
+    make_calls,
+    makefile_targets,
+    workflows,
+)
+
+pytestmark = pytest.mark.workflows
+
+ALL = workflows()
+BY_NAME = {wf.name: wf for wf in ALL}
+
+
+@pytest.fixture(scope="module")
+def targets() -> set[str]:
+    return makefile_targets()
+
+
+def test_one_workflow_per_concern_and_dependabot() -> None:
+    assert set(EXPECTED) <= set(BY_NAME), sorted(BY_NAME)
+    dependabot = (ROOT / ".github" / "dependabot.yml").read_text()
+    for ecosystem in ("pip", "github-actions", "docker", "terraform"):
+        assert f"package-ecosystem: {ecosystem}\n" in dependabot, ecosystem
+
+
+@pytest.mark.parametrize("wf", ALL, ids=lambda wf: wf.name)
+def test_workflow_follows_the_rules(wf: Workflow, targets: set[str]) -> None:
+    problems = [p for check in ALL_CHECKS for p in check(wf)]
+    assert problems + check_make_targets(wf, targets) == []
+
+
+@pytest.mark.parametrize("action", actions(), ids=lambda a: a.name)
+def test_local_actions_follow_the_rules(action: Workflow, targets: set[str]) -> None:
+    assert check_pins(action) + check_secrets(action) + check_make_targets(action, targets) == []
+
+
+def test_the_ci_test_job_runs_exactly_what_ci_runs() -> None:
+    assert check_ci_runs_ci_script(BY_NAME["ci"]) == []
+    # .ci/run installs the tools, then hands over to the same target as a developer's `make test`.
+    assert ci_run_command() == "make test"
+
+
+def test_ci_runs_every_linter_and_terraform_checks(targets: set[str]) -> None:
+    ci = BY_NAME["ci"]
+    assert {"push", "pull_request"} <= set(ci.triggers)
+    runs = "\n".join(str(step.get("run", "")) for _, step in ci.steps())
+    assert "make lint typecheck" in runs and "make lint-config" in runs
+    assert "terraform fmt -check" in runs and "terraform -chdir=iac validate" in runs
+    assert "make infra-compliance ENV=${{ matrix.env }}" in runs
+    assert ci.jobs["plan"]["strategy"]["matrix"]["env"] == ["dev", "prod"]
+    lint_config = (ROOT / "Makefile").read_text().split("\nlint-config:", 1)[1].split("\n\n")[0]
+    for tool in ("yamllint", "actionlint", "hadolint", "ansible-lint", "check-jsonschema"):
+        assert tool in lint_config, tool
+    # The plan summary is posted by the one job allowed to write to pull requests, which runs
+    # no repository code (no checkout).
+    comment = ci.jobs["plan-comment"]
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert not any("checkout" in str(step.get("uses", "")) for step in comment["steps"])
+
+
+def test_release_builds_pushes_and_chains_dev_then_prod() -> None:
+    release = BY_NAME["release"]
+    assert release.triggers["push"] == {"branches": ["main"], "tags": ["v*.*.*"]}
+    assert {"workflow_call", "workflow_dispatch"} <= set(release.triggers)
+    jobs = release.jobs
+    runs = "\n".join(str(step.get("run", "")) for _, step in release.steps())
+    assert "make docker-images" in runs and "images.sh push" in runs
+    login = [s for _, s in release.steps() if "docker/login-action" in str(s.get("uses", ""))]
+    assert login and login[0]["with"]["username"] == "nologin"
+    assert "anchore/sbom-action" in str(jobs["sbom"]["steps"])
+    dev, prod = jobs["deploy-dev"], jobs["deploy-prod"]
+    assert dev["uses"] == prod["uses"] == "./.github/workflows/deploy.yml"
+    assert (dev["with"]["environment"], prod["with"]["environment"]) == ("dev", "prod")
+    assert "deploy-dev" in prod["needs"], "prod only after dev deployed and passed its smoke test"
+
+
+def test_deploy_applies_deploys_smokes_and_rolls_back() -> None:
+    deploy = BY_NAME["deploy"]
+    assert {"workflow_call", "workflow_dispatch"} <= set(deploy.triggers)
+    job = deploy.jobs["deploy"]
+    # The GitHub environment of the same name: prod's required reviewers gate the prod deploy.
+    assert job["environment"]["name"] == "${{ inputs.environment }}"
+    steps = job["steps"]
+    order = [str(s.get("run", "")) for s in steps]
+    position = {
+        key: next(i for i, run in enumerate(order) if key in run)
+        for key in ("make infra-apply", "make deploy", "make smoke", "make rollback")
+    }
+    assert list(position) == sorted(position, key=position.__getitem__)
+    rollback = steps[position["make rollback"]]
+    assert rollback["if"] == "failure() && steps.deploy.outcome != 'skipped'"
+    assert steps[position["make deploy"]]["id"] == "deploy"
+
+
+def test_retrain_releases_only_a_promoted_model() -> None:
+    retrain = BY_NAME["retrain"]
+    assert "schedule" in retrain.triggers and "workflow_dispatch" in retrain.triggers
+    script = str(retrain.jobs["retrain"]["steps"][2]["run"])
+    assert ".venv/bin/cepage" in script and "retrain" in script
+    assert re.search(r"^\s*0\) .*promoted=true", script, re.M)
+    assert re.search(r"^\s*3\) .*promoted=false", script, re.M), "exit 3 = rejected, not a failure"
+    release = retrain.jobs["release"]
+    assert release["uses"] == "./.github/workflows/release.yml"
+    assert release["if"] == "needs.retrain.outputs.promoted == 'true'"
+    assert "gate-summary" in str(retrain.jobs["retrain"]["steps"])
+
+
+def test_make_calls_are_parsed_as_the_shell_reads_them() -> None:
+    script = (
+        'make -s infra-output ENV="$ENV_NAME" > "$RUNNER_TEMP/out.json"\n'
+        "  if true; then make lint typecheck; fi\n"
+        "echo done && make smoke URL=${{ steps.urls.outputs.api }}\n"
+        "x=$(make -C sub help)\n"
+    )
+    assert make_calls(script) == [["infra-output"], ["lint", "typecheck"], ["smoke"], ["help"]]
+
+
+# --- Each rule catches a broken copy --------------------------------------------------------
+
+Mutation = Callable[[Workflow], Workflow]
+
+
+def edit_text(name: str, old: str, new: str) -> Workflow:
+    original = BY_NAME[name]
+    assert old in original.text, old
+    return Workflow.parse(name, original.path, original.text.replace(old, new, 1))
+
+
+def edit_data(name: str, change: Callable[[dict[str, Any]], None]) -> Workflow:
+    original = BY_NAME[name]
+    data = copy.deepcopy(original.data)
+    change(data)
+    return Workflow(name, original.path, original.text, data)
+
+
+def _first_step_job(data: dict[str, Any]) -> dict[str, Any]:
+    return next(job for job in data["jobs"].values() if "steps" in job)
+
+
+def _add_step(data: dict[str, Any], step: dict[str, Any]) -> None:
+    _first_step_job(data)["steps"].append(step)
+
+
+CHECKOUT = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1"
+BROKEN: dict[str, tuple[Callable[[], Workflow], Callable[[Workflow], list[str]], str]] = {
+    "no-permissions": (
+        lambda: edit_data("release", lambda d: d.pop("permissions")),
+        check_permissions,
+        "no top-level `permissions`",
+    ),
+    "write-all": (
+        lambda: edit_data("ci", lambda d: d.update(permissions="write-all")),
+        check_permissions,
+        "read-only only",
+    ),
+    "job-writes-contents": (
+        lambda: edit_data(
+            "deploy", lambda d: d["jobs"]["deploy"].update(permissions={"contents": "write"})
+        ),
+        check_permissions,
+        "deploy.deploy: writes ['contents']",
+    ),
+    "no-concurrency": (
+        lambda: edit_data("retrain", lambda d: d.pop("concurrency")),
+        check_concurrency,
+        "no top-level `concurrency`",
+    ),
+    "no-timeout": (
+        lambda: edit_data("ci", lambda d: _first_step_job(d).pop("timeout-minutes")),
+        check_timeouts,
+        "timeout-minutes is None",
+    ),
+    "timeout-beyond-ci-budget": (
+        lambda: edit_data("deploy", lambda d: d["jobs"]["deploy"].update({"timeout-minutes": 600})),
+        check_timeouts,
+        "timeout-minutes is 600",
+    ),
+    "moving-tag": (
+        lambda: edit_text("ci", CHECKOUT, "actions/checkout@v7"),
+        check_pins,
+        "actions/checkout@v7 is not pinned",
+    ),
+    "branch": (
+        lambda: edit_text("release", CHECKOUT, "actions/checkout@main"),
+        check_pins,
+        "actions/checkout@main is not pinned",
+    ),
+    "sha-without-version-comment": (
+        lambda: edit_text("deploy", CHECKOUT, CHECKOUT.split(" #", maxsplit=1)[0]),
+        check_pins,
+        "without a `# vX.Y.Z` comment",
+    ),
+    "no-ci-run": (
+        lambda: edit_text("ci", "run: bash .ci/run", "run: make test-unit"),
+        check_ci_runs_ci_script,
+        "no job runs `bash .ci/run`",
+    ),
+    "ci-run-without-ci-true": (
+        lambda: edit_data("ci", lambda d: d["jobs"]["test"].pop("env")),
+        check_ci_runs_ci_script,
+        "without CI=true",
+    ),
+    "plaintext-registry-password": (
+        lambda: edit_text(
+            "release", "password: ${{ secrets.SCW_SECRET_KEY }}", "password: hunter2"
+        ),
+        check_secrets,
+        "a credential not taken from",
+    ),
+    "credential-from-a-variable": (
+        lambda: edit_text(
+            "deploy",
+            "SCW_SECRET_KEY: ${{ secrets.SCW_SECRET_KEY }}",
+            "SCW_SECRET_KEY: ${{ vars.SCW_SECRET_KEY }}",
+        ),
+        check_secrets,
+        "env.SCW_SECRET_KEY: a credential not taken from",
+    ),
+    "secret-expanded-in-a-script": (
+        lambda: edit_data("retrain", lambda d: _add_step(d, {"run": "echo ${{ secrets.X }}"})),
+        check_secrets,
+        "expands a secret inline",
+    ),
+    "scaleway-key-in-clear": (
+        lambda: edit_data(
+            "ci", lambda d: _add_step(d, {"run": "true", "env": {"K": "SCWABCDEFGHIJ1234567"}})
+        ),
+        check_secrets,
+        "looks like a plaintext Scaleway access key",
+    ),
+    "uuid-secret-in-clear": (
+        lambda: edit_data(
+            "release",
+            lambda d: d["jobs"]["images"]["env"].update(
+                SCW_DEFAULT_PROJECT_ID="6f1c2d3e-1111-4222-8333-944455556666"
+            ),
+        ),
+        check_secrets,
+        "looks like a plaintext UUID",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_each_rule_catches_a_broken_copy(case: str) -> None:
+    make_broken, check, expected = BROKEN[case]
+    broken = make_broken()
+    problems = check(broken)
+    assert any(expected in problem for problem in problems), problems
+    # The same check passes on the original: the problem is the mutation's.
+    assert check(BY_NAME[broken.name]) == []
+
+
+def test_a_missing_make_target_is_caught(targets: set[str]) -> None:
+    broken = edit_text("deploy", "make deploy ENV=", "make deploy-everything ENV=")
+    assert check_make_targets(broken, targets) == [
+        "deploy.deploy: `make deploy-everything` is not a Makefile target"
+    ]
+    assert "deploy" in targets and "deploy-everything" not in targets
+
+
+def test_workflows_folder_holds_only_checked_workflows() -> None:
+    assert {p.suffix for p in WORKFLOWS.iterdir()} == {".yml"}
+
+
+def test_every_secret_and_variable_is_documented() -> None:
+    docs = (ROOT / "docs" / "ci-cd.md").read_text()
+    used = {
+        match
+        for wf in ALL
+        for match in re.findall(r"\b(?:secrets|vars)\.([A-Z][A-Z0-9_]*)", wf.text)
+    }
+    assert used, "no secret or variable found: the pattern is wrong"
+    assert {name for name in used if f"`{name}`" not in docs} == set()
