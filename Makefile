@@ -62,7 +62,7 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	@$(BIN)/ruff format .
 
 typecheck: $(STAMP) ## mypy on all Python
-	@$(BIN)/mypy train bento ui tests bench scripts
+	@$(BIN)/mypy train bento ui tests bench scripts compose alertmanager
 
 bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
 	@$(BIN)/python -m bench.serving --write docs/performance.md
@@ -93,7 +93,7 @@ ENV       ?= dev
 TERRAFORM ?= terraform
 INFRA     := TERRAFORM="$(TERRAFORM)" iac/infra.sh
 
-.PHONY: infra-bootstrap infra-plan infra-apply infra-destroy infra-output
+.PHONY: infra-bootstrap infra-plan infra-apply infra-destroy infra-output infra-lint
 
 infra-bootstrap: ## Create the Terraform state bucket once: make infra-bootstrap SUFFIX=yourorg
 	@$(INFRA) bootstrap $(SUFFIX)
@@ -107,8 +107,67 @@ infra-apply: ## Apply the saved plan of ENV=dev|prod (or plan and ask for confir
 infra-destroy: ## Destroy everything of ENV=dev|prod (asks for confirmation)
 	@$(INFRA) destroy $(ENV)
 
+infra-lint: ## tflint (every rule of the bundled Terraform ruleset) on iac/ and iac/bootstrap
+	@tflint="$$(command -v tflint || bash scripts/ci/tflint.sh | tail -n1)"; \
+	  for dir in iac iac/bootstrap; do "$$tflint" --chdir=$$dir --config="$$PWD/iac/.tflint.hcl" || exit 1; done
+
 infra-output: ## Terraform outputs of ENV=dev|prod as JSON (ansible_inventory is Ansible's inventory)
 	@$(INFRA) output $(ENV)
+
+# --- Deploy with Ansible (playbooks/) ---
+DEPLOY := ANSIBLE_PLAYBOOK=$(abspath $(BIN))/ansible-playbook playbooks/deploy.sh
+
+.PHONY: deploy rollback restore test-ansible
+
+deploy: $(STAMP) ## Configure ENV=dev|prod's instances and deploy the stack [IMAGE_TAG=tag] (Terraform outputs + vault)
+	@IMAGE_TAG="$(IMAGE_TAG)" $(DEPLOY) deploy $(ENV)
+
+rollback: $(STAMP) ## Redeploy the image tag deployed before the current one on ENV=dev|prod
+	@$(DEPLOY) rollback $(ENV)
+
+restore: $(STAMP) ## Restore MLflow (database + artifacts) of ENV=dev|prod from the backups bucket [DUMP=name]
+	@DUMP="$(DUMP)" $(DEPLOY) restore $(ENV)
+
+test-ansible: $(STAMP) ## Ansible: ansible-lint (production), syntax checks, a real apply + idempotence, backup/restore
+	@$(PYTEST) tests/ansible
+
+# --- Reliability: load, soak (bench/, tests/reliability/) ---
+LOADTEST_ARGS ?=
+SOAK_DURATION ?= 600
+
+.PHONY: loadtest soak test-reliability
+
+loadtest: $(STAMP) ## Load test (locust: predictions, batches, feedback): req/s, p50/p95/p99, errors; LOADTEST_ARGS="--url http://127.0.0.1:3000" drives `make up`
+	@$(BIN)/python -m bench.loadtest --write docs/performance.md $(LOADTEST_ARGS)
+
+soak: $(STAMP) ## Soak: SOAK_DURATION s (600) under load; RSS growth and errors into docs/performance.md
+	@$(BIN)/python -m bench.loadtest --soak --duration $(SOAK_DURATION) --write docs/performance.md
+
+test-reliability: $(STAMP) ## Faults, zero-downtime rollout and OpenAPI fuzzing against real processes (~4 min)
+	@$(PYTEST) tests/reliability
+
+# --- GitHub Actions (.github/) ---
+
+.PHONY: test-workflows lint-config smoke infra-compliance
+
+test-workflows: $(STAMP) ## Workflow checks: actionlint, yamllint, permissions/pins/targets, smoke.py against a real service
+	@$(PYTEST) tests/workflows
+
+lint-config: $(STAMP) ## yamllint, actionlint (+shellcheck), workflow/dependabot schemas, hadolint, ansible-lint
+	@$(BIN)/yamllint --strict .
+	@$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
+	@$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	@"$$(bash scripts/ci/actionlint.sh | tail -n1)" -no-color -oneline
+	@$(BIN)/hadolint --failure-threshold info compose/*/Dockerfile
+	@if [ -d playbooks ]; then $(BIN)/ansible-lint --offline playbooks; fi
+
+smoke: $(STAMP) ## Smoke-test a deployed service: make smoke URL=https://api.example.org (env: CEPAGE_API_KEY, CEPAGE_SMOKE_PROMETHEUS_URL)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=https://api.example.org"; exit 2; }
+	@$(BIN)/python scripts/smoke.py "$(URL)"
+
+infra-compliance: ## Plan ENV=dev|prod, check it with terraform-compliance, write iac/.terraform/reports/ENV.md
+	@TERRAFORM="$(TERRAFORM)" bash scripts/ci/plan-report.sh $(ENV)
 
 clean: ## Remove the local stack's data (.cepage/) and caches; keeps .venv
 	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache

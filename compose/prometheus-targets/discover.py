@@ -7,6 +7,10 @@ one replica at a time and mix their counters. This sidecar resolves the name to 
 address, every few seconds, and writes one target per replica; Prometheus notices the file change
 by itself. The other (static) target files are copied as they are.
 
+Where the service runs on other hosts (Ansible's multi-instance layout), Ansible writes a static
+``service.json`` with their private addresses beside the others: then that file is used as it
+is and no name is resolved.
+
 Standard library only, so it runs in the plain ``python:3.11-slim`` image::
 
     python3 discover.py --static /static --out /targets --name service --port 3000
@@ -45,10 +49,11 @@ def write_json(path: Path, content: Any) -> bool:
     return True
 
 
-def copy_static(static: Path, out: Path) -> None:
+def copy_static(static: Path, out: Path) -> bool:
+    """Copy the static targets; True when they include the service's own (no discovery then)."""
     for source in sorted(static.glob("*.json")):
-        if source.name != TARGET_FILE:
-            shutil.copyfile(source, out / source.name)
+        shutil.copyfile(source, out / source.name)
+    return (static / TARGET_FILE).exists()
 
 
 def refresh(out: Path, name: str, port: int) -> None:
@@ -76,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="one round, then exit")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    copy_static(args.static, args.out)
+    if copy_static(args.static, args.out):
+        print(f"discover: static {TARGET_FILE} given; not resolving {args.name}", flush=True)
+        if args.once:
+            return 0
+        while True:  # stay up: compose's healthcheck and depends_on expect a running sidecar
+            time.sleep(3600)
     while True:
         refresh(args.out, args.name, args.port)
         if args.once:

@@ -24,8 +24,10 @@ def discover() -> ModuleType:
     return module
 
 
-def run_once(out: Path, name: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, str(SCRIPT), "--static", str(SCRIPT.parent), "--out", str(out)]
+def run_once(
+    out: Path, name: str, static: Path = SCRIPT.parent
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, str(SCRIPT), "--static", str(static), "--out", str(out)]
     argv += ["--name", name, "--port", "3000", "--once"]
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
 
@@ -50,6 +52,16 @@ def test_an_unresolvable_name_keeps_the_previous_targets(tmp_path: Path) -> None
 def test_no_replica_yet_means_an_empty_target_list(tmp_path: Path) -> None:
     run_once(tmp_path, "no-such-replica.invalid")
     assert json.loads((tmp_path / "service.json").read_text()) == []
+
+
+def test_a_static_service_file_from_ansible_wins_over_discovery(tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    given = [{"targets": ["10.0.0.5:3000", "10.0.0.6:3000"], "labels": {"service": "cepage"}}]
+    (static / "service.json").write_text(json.dumps(given))
+    done = run_once(tmp_path / "out", "localhost", static=static)
+    assert "not resolving" in done.stdout
+    assert json.loads((tmp_path / "out" / "service.json").read_text()) == given
 
 
 def test_several_addresses_become_several_targets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,10 @@
 
 The docs cannot drift from the code unnoticed: each ```bash block must parse (``bash -n``), and
 every `make TARGET`, `cepage COMMAND --option`, `python -m MODULE`, `.venv/bin/TOOL` and repository
-path it names must exist. Blocks that can run here also run for real, elsewhere: docs/api.md's
-against a real service (test_docs.py), install.md's local walkthrough against `cepage up`
-(test_stack.py, through ``run_block``).
+path it names must exist (gitignored paths such as compose/.env are the user's to create).
+Blocks that can run here also run for real, elsewhere: docs/api.md's against a real service
+(test_docs.py), install.md's local walkthrough against `cepage up` (test_stack.py, through
+``run_block``).
 """
 
 from __future__ import annotations
@@ -157,7 +158,15 @@ def missing_path(token: str) -> bool:
     path = token.split("=", 1)[-1].split(":", 1)[0]
     if not path.startswith(tuple(f"{folder}/" for folder in TOP_FOLDERS)) or "$" in path:
         return False
-    return not list(ROOT.glob(path)) if "*" in path else not (ROOT / path).exists()
+    if "*" in path:
+        return not list(ROOT.glob(path))
+    return not (ROOT / path).exists() and not user_file(path)
+
+
+def user_file(path: str) -> bool:
+    """A gitignored path (compose/.env, a vault): the user creates it from its example."""
+    done = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False)
+    return done.returncode == 0
 
 
 def run_block(
