@@ -3,7 +3,8 @@
 # defaults). The backend store and artifact destination come from the compose file / .env:
 #   MLFLOW_BACKEND_STORE_URI      postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB (a managed
 #                                 database); when empty, with POSTGRES_PASSWORD: the compose
-#                                 stack's `postgres` container; with neither: SQLite in /mlflow
+#                                 stack's `postgres` container (POSTGRES_HOST, POSTGRES_PORT:
+#                                 postgres, 5432); with neither: SQLite in /mlflow
 #                                 (a single-container trial). Name the driver: SQLAlchemy 2.1 reads
 #                                 a bare postgresql:// as psycopg 3, and the image ships psycopg2.
 #   MLFLOW_ARTIFACTS_DESTINATION  s3://BUCKET/PREFIX (with MLFLOW_S3_ENDPOINT_URL,
@@ -18,7 +19,7 @@ mkdir -p "${metrics_dir}"
 if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then
   # The password URL-encoded: any character may appear in a generated one.
   password="$(python3 -c 'import os, urllib.parse; print(urllib.parse.quote(os.environ["POSTGRES_PASSWORD"], safe=""))')"
-  MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://mlflow:${password}@postgres:5432/mlflow"
+  MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://mlflow:${password}@${POSTGRES_HOST:-postgres}:${POSTGRES_PORT:-5432}/mlflow"
 fi
 backend="${MLFLOW_BACKEND_STORE_URI:-sqlite:////mlflow/mlflow.db}"
 allowed="${MLFLOW_ALLOWED_HOSTS:-mlflow,mlflow:5000,localhost,localhost:*,127.0.0.1,127.0.0.1:*}"

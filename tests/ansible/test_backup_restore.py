@@ -15,19 +15,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,106 +31,24 @@ import pytest
 import yaml
 
 from tests.ansible.conftest import PLAYBOOKS, Run, ansible_env, tool
-from tests.support.procs import ROOT, free_port, require, require_binary
+from tests.support.postgres import Postgres, postgres_server
+from tests.support.procs import ROOT, require_binary
 
 pytestmark = [pytest.mark.ansible, pytest.mark.slow]
 
 PASSWORD = "mlflow-test-password"
 
 
-def pg_bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    return found[-1].parent if found else None
-
-
-@dataclass(frozen=True)
-class Postgres:
-    bindir: Path
-    port: int
-    base: Path
-
-    @property
-    def uri(self) -> str:
-        return f"postgresql+psycopg2://mlflow:{PASSWORD}@127.0.0.1:{self.port}/mlflow"
-
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        done = subprocess.run(
-            [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "admin",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-
-def as_postgres_user(argv: list[str]) -> list[str]:
-    """postgres refuses to run as root: when root, run it as the `postgres` system user."""
-    if os.geteuid() != 0:
-        return argv
-    runuser = shutil.which("runuser")
-    require(runuser is not None, "`runuser` is missing (util-linux)")
-    return [str(runuser), "-u", "postgres", "--", *argv]
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    bindir = pg_bindir()
-    require(bindir is not None, "PostgreSQL's server is not installed (apt-get install postgresql)")
-    assert bindir is not None
-    base = Path(tempfile.mkdtemp(prefix="cepage-pg-"))
-    data, sockets = base / "data", base / "run"
-    data.mkdir()
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        require(_has_user("postgres"), "no `postgres` user to run the server as (root refused)")
-        uid, gid = pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid
-        base.chmod(0o755)
-        for path in (data, sockets):
-            os.chown(path, uid, gid)
-    done = subprocess.run(
-        as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "admin",
-                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    port = free_port()
-    log = base / "postgres.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            as_postgres_user([str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-                              "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off"]),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    server = Postgres(bindir=bindir, port=port, base=base)
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(
-            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-            capture_output=True, check=False,
-        ).returncode != 0:  # fmt: skip
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
+    with postgres_server() as server:
         server.psql(f"CREATE ROLE mlflow LOGIN PASSWORD '{PASSWORD}'")
         server.psql("CREATE DATABASE mlflow OWNER mlflow")
         yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)  # fast shutdown
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
 
 
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+def uri(server: Postgres) -> str:
+    return server.uri("mlflow", PASSWORD, "mlflow")
 
 
 def store(*args: str) -> str:
@@ -201,8 +115,8 @@ def test_backup_then_restore_brings_the_registry_back(
     artifacts.mkdir()
 
     # 1. A real MLflow store in PostgreSQL.
-    store("seed", postgres.uri, str(artifacts))
-    before = json.loads(store("snapshot", postgres.uri))
+    store("seed", uri(postgres), str(artifacts))
+    before = json.loads(store("snapshot", uri(postgres)))
     model = before["models"]["cepage-classifier"]
     aliases = {k: str(v) for k, v in model["aliases"].items()}
     assert aliases == {"challenger": "3", "champion": "2", "previous": "1"}
@@ -243,6 +157,6 @@ def test_backup_then_restore_brings_the_registry_back(
     restored = playbook(PLAYBOOKS / "restore.yml", inv, "-e", "cepage_restore_dump=latest")
     restored.assert_ok()
     assert f"restored {dump_name}" in restored.output
-    after = json.loads(store("snapshot", postgres.uri))
+    after = json.loads(store("snapshot", uri(postgres)))
     assert after == before
     assert schema_files[0].read_text() == backed_up.read_text()

@@ -2,8 +2,9 @@
 
 Builds the service image with `bentoml containerize` (plus the slim runtime stage), the UI, MLflow
 and retrain images, then proves: the UI container reaches the service container and a prediction
-works; the service's /metrics counts it; MLflow serves its API and a one-shot retrain container
-logs and registers a model through it; every container runs as a non-root user.
+works; the service's /metrics counts it; MLflow, its registry in a real PostgreSQL, serves its
+API and a one-shot retrain container logs and registers a model through it; every container runs
+as a non-root user.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from tests.docker.conftest import Container, Docker, Images, Network, compose_env
+from tests.support.postgres import Postgres, postgres_server
 from tests.support.procs import ROOT, free_port, require
 
 COMPOSE = ROOT / "compose"
@@ -55,12 +58,32 @@ def service(network: Network, images: Images) -> Container:
     return container
 
 
+# Characters a generated password may hold and a URI may not: the entrypoint must encode them.
+PG_PASSWORD = "p@ss/w:rd%?#"
+
+
 @pytest.fixture(scope="module")
-def mlflow(network: Network, images: Images) -> Container:
-    # SQLite in a named volume for the test's backend store (the compose stack uses PostgreSQL,
-    # whose image cannot be pulled here); artifacts served by the server from the same volume.
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL on the host (the `postgres` image cannot be pulled here), listening on
+    every address so that containers reach it through their network's gateway, with a password."""
+    with postgres_server(listen="0.0.0.0") as server:
+        server.psql(f"CREATE ROLE mlflow LOGIN PASSWORD '{PG_PASSWORD}'")
+        server.psql("CREATE DATABASE mlflow OWNER mlflow")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mlflow(network: Network, images: Images, postgres: Postgres) -> Container:
+    """The MLflow image as compose runs it: its backend store in PostgreSQL, built by the
+    entrypoint from POSTGRES_PASSWORD (the host's server standing for the `postgres` service);
+    artifacts served by the server from a named volume."""
+    gateway = network.docker.inspect(network.name)["IPAM"]["Config"][0]["Gateway"]
     volume = f"{network.name}-mlflow"
-    container = network.start(images.mlflow, "mlflow", port=5000, volumes=[f"{volume}:/mlflow"])
+    env = {"POSTGRES_PASSWORD": PG_PASSWORD, "POSTGRES_HOST": gateway}
+    env["POSTGRES_PORT"] = str(postgres.port)
+    container = network.start(
+        images.mlflow, "mlflow", port=5000, env=env, volumes=[f"{volume}:/mlflow"]
+    )
     network.wait_http(container, "/health")
     return container
 
@@ -122,7 +145,7 @@ def test_service_container_metrics_health_and_bad_input(
 
 
 def test_retrain_container_logs_and_registers_a_model_in_the_mlflow_container(
-    docker: Docker, network: Network, images: Images, mlflow: Container
+    docker: Docker, network: Network, images: Images, mlflow: Container, postgres: Postgres
 ) -> None:
     api = f"{mlflow.url}/api/2.0/mlflow"
     assert requests.get(f"{api}/experiments/search?max_results=10", timeout=10).ok
@@ -160,6 +183,9 @@ def test_retrain_container_logs_and_registers_a_model_in_the_mlflow_container(
     # MLflow's /metrics for Prometheus' `mlflow` job.
     exported = requests.get(f"{mlflow.url}/metrics", timeout=10).text
     assert metric_total(exported, "mlflow_http_request_duration_seconds_count") > 0
+    # The registry lives in PostgreSQL (what the backup job dumps), not in a file in the volume.
+    rows = postgres.psql("SELECT alias FROM registered_model_aliases", "mlflow").split()
+    assert "champion" in rows, rows
 
 
 @pytest.mark.parametrize("which", ["service", "ui", "mlflow", "retrain"])
