@@ -8,13 +8,19 @@ resource "scaleway_vpc" "main" {
   tags = local.tags
 }
 
+locals {
+  # The private network's range: instances, load balancer and database talk over it. Ansible gets
+  # it from the outputs (host firewall, the proxy's trusted proxies).
+  private_network_cidr = "172.16.32.0/22"
+}
+
 resource "scaleway_vpc_private_network" "main" {
   name   = local.name
   vpc_id = scaleway_vpc.main.id
   tags   = local.tags
 
   ipv4_subnet {
-    subnet = "172.16.32.0/22"
+    subnet = local.private_network_cidr
   }
 
   lifecycle {

@@ -42,6 +42,10 @@ locals {
     cepage_secret_ids         = { for k, s in scaleway_secret.generated : k => s.id }
     cepage_database           = local.database
     cepage_control_private_ip = local.private_ipv4[local.control_host]
+    # The host firewall mirrors the security group: the same admin ranges and private network.
+    cepage_admin_cidrs           = var.admin_cidrs
+    cepage_private_network_cidr  = local.private_network_cidr
+    cepage_backup_retention_days = var.backup_retention_days
   }
 }
 
