@@ -26,6 +26,9 @@ SERVICE_HOSTS = INVENTORY["children"]["service"]["hosts"]
 CONTROL = "cepage-prod-control"
 
 
+REPLICAS = 2  # model API replicas per service instance, as in prod's group_vars
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("render-prod")
@@ -33,7 +36,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vault.write_text(TEST_VAULT)
     done = subprocess.run(
         [tool("ansible-playbook"), "-i", str(HERE / "terraform-inventory.prod.json"),
-         "-e", f"@{vault}", "-e", f"render_dir={out}", str(HERE / "render-hosts.yml")],
+         "-e", f"@{vault}", "-e", f"render_dir={out}", "-e", f"cepage_service_replicas={REPLICAS}",
+         str(HERE / "render-hosts.yml")],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
@@ -79,6 +83,8 @@ def test_control_instance_runs_mlflow_and_monitoring_against_the_managed_databas
         derived["services"]
     )
     assert "service" not in derived["services"]
+    # Reached directly (operators' UIs), not through the load balancer: it keeps HTTPS.
+    assert "CEPAGE_SITE_SCHEME" not in env(rendered, CONTROL)
     assert derived["bind_address"] == "0.0.0.0"
     values = env(rendered, CONTROL)
     # The password is URL-encoded into the URI; the driver is named (SQLAlchemy 2.1 would pick
@@ -96,6 +102,11 @@ def test_prometheus_scrapes_every_host(rendered: Path) -> None:
     targets = {t["name"]: t for t in settings(rendered, CONTROL)["targets"]}
     every_host = [h["private_ip"] for h in SERVICE_HOSTS.values()] + ["172.16.32.4"]
     assert sorted(targets["node"]["targets"]) == sorted(f"{ip}:9100" for ip in every_host)
+    # Every replica of every service instance, on its own private port (docker-compose.metrics.yml).
     assert sorted(targets["service"]["targets"]) == sorted(
-        f"{h['private_ip']}:3000" for h in SERVICE_HOSTS.values()
+        f"{h['private_ip']}:{3000 + i}" for h in SERVICE_HOSTS.values() for i in range(REPLICAS)
     )
+    for name in SERVICE_HOSTS:
+        assert "docker-compose.metrics.yml" in settings(rendered, name)["compose_files"]
+        assert env(rendered, name)["CEPAGE_SERVICE_METRICS_PORTS"] == f"3000-{3000 + REPLICAS - 1}"
+    assert "docker-compose.metrics.yml" not in settings(rendered, CONTROL)["compose_files"]

@@ -88,7 +88,7 @@ def test_dockerfiles_take_the_base_image_as_an_argument(dockerfile: Path) -> Non
 def test_compose_files_match_the_compose_spec_schema() -> None:
     checker = docker_tool("check-jsonschema")
     require(checker is not None, "`check-jsonschema` is not installed (pip)")
-    files = [BASE, *OVERRIDES.values()]
+    files = [BASE, *OVERRIDES.values(), COMPOSE / "docker-compose.metrics.yml"]
     done = subprocess.run(
         [str(checker), "--builtin-schema", "vendor.compose-spec", *map(str, files)],
         capture_output=True,
@@ -128,6 +128,21 @@ def test_compose_config_is_valid(profile: str) -> None:
         assert services["service"]["image"] == "rg.fr-par.scw.cloud/cepage/service:1.2.3"
         assert services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
         assert services["service"]["deploy"]["replicas"] == 3
+
+
+def test_split_service_instances_publish_each_replica_on_the_private_address() -> None:
+    """docker-compose.metrics.yml (Ansible adds it on service instances behind the load balancer):
+    one private port per replica for the control host's Prometheus, nothing public."""
+    metrics = COMPOSE / "docker-compose.metrics.yml"
+    config = rendered(
+        BASE, OVERRIDES["prod"], metrics, **PROD,
+        CEPAGE_BIND_ADDRESS="172.16.32.3", CEPAGE_SERVICE_METRICS_PORTS="3000-3002",
+    )  # fmt: skip
+    ports = config["services"]["service"]["ports"]
+    spec = " ".join(p if isinstance(p, str) else json.dumps(p) for p in ports)
+    assert "172.16.32.3" in spec and "3000-3002" in spec and "0.0.0.0" not in spec, ports
+    missing = compose_config(BASE, OVERRIDES["prod"], metrics, env=compose_env(**SECRETS, **PROD))
+    assert missing.returncode != 0 and "CEPAGE_SERVICE_METRICS_PORTS" in missing.stderr
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS))
