@@ -48,7 +48,9 @@ PREFLIGHT_TIMEOUT_S = 5.0
 def _preflight(uri: str) -> None:
     """Fail in seconds, not minutes, when an http(s) tracking server does not answer at all.
 
-    Any HTTP answer (even 401 from a proxy) counts as reachable; MLflow's client judges the rest.
+    Any HTTP answer (even 401 from a proxy) counts as reachable, and so does a TLS handshake this
+    plain check cannot verify (a private CA that MLflow's own TLS settings trust): MLflow's client
+    judges the rest.
     """
     if not uri.startswith(("http://", "https://")):
         return
@@ -56,6 +58,8 @@ def _preflight(uri: str) -> None:
 
     try:
         requests.get(f"{uri.rstrip('/')}/health", timeout=PREFLIGHT_TIMEOUT_S)
+    except requests.exceptions.SSLError:
+        return  # something answered TLS: it is up
     except requests.RequestException as exc:
         raise StoreError(
             f"Cannot reach the MLflow tracking server at {uri} ({type(exc).__name__}); "

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Start the MLflow tracking server from environment variables (one place, no secrets in argv
-# defaults). The backend store and artifact destination come from the compose file / .env:
+# Start the MLflow tracking server from environment variables (one place). The backend URI,
+# password included, is on mlflow's command line inside the container: visible to `ps` there only.
+# The backend store and artifact destination come from the compose file / .env:
 #   MLFLOW_BACKEND_STORE_URI      postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB (a managed
 #                                 database); when empty, with POSTGRES_PASSWORD: the compose
 #                                 stack's `postgres` container (POSTGRES_HOST, POSTGRES_PORT:

@@ -281,3 +281,17 @@ def test_rollout_then_rollback(deployed: Deployed) -> None:
     rollback.assert_ok()
     assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == TAG
     assert host.read("/opt/cepage/releases").split() == [TAG, "v1.2.4", TAG]
+
+
+def test_rollback_after_a_failed_deploy_returns_to_the_tag_that_was_serving(
+    deployed: Deployed,
+) -> None:
+    """A deploy that fails before it records its tag leaves it in `attempted`: the rollback goes
+    back to the newest recorded tag, not one further (here TAG, serving, not v1.2.4)."""
+    host = deployed.host
+    releases = host.read("/opt/cepage/releases").split()
+    assert releases[-1] == TAG
+    host.sh("echo v9.9.9-broken > /opt/cepage/attempted")  # what a deploy failing in `up` leaves
+    deployed.deploy("rollback", "--tags", "stack").assert_ok()
+    assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == TAG
+    assert host.read("/opt/cepage/attempted").strip() == TAG
