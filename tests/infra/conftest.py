@@ -9,7 +9,6 @@ neither skips these tests on a laptop and fails them with CI=true.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ from tests.infra.tf import (
     ADMIN_CIDRS,
     DUMMY_CREDENTIALS,
     IAC,
-    SCRIPTS,
     SSH_KEYS,
     Workdir,
     base_env,
     prepare,
     terraform_command,
 )
-from tests.support.procs import require
+from tests.support.procs import built_by, require
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,22 +58,11 @@ def cli_config(terraform: list[str], tmp_path_factory: pytest.TempPathFactory) -
     _, init = prepare(IAC, tmp_path_factory.mktemp("probe") / "iac", terraform, None, dummy_env())
     if init.rc == 0:
         return None
-    try:
-        built = subprocess.run(
-            ["bash", str(SCRIPTS / "scaleway-provider.sh")],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-    except FileNotFoundError as exc:  # no bash
-        built = subprocess.CompletedProcess([], 127, "", str(exc))
-    require(
-        built.returncode == 0,
-        "the Terraform registry is unreachable and scripts/ci/scaleway-provider.sh could not "
-        f"build the provider:\n{built.stderr[-3000:]}",
+    return built_by(
+        "scaleway-provider.sh",
+        "the Terraform registry is unreachable and the provider could not be built",
+        timeout=3600,
     )
-    return Path(built.stdout.strip().splitlines()[-1])
 
 
 def _initialised(

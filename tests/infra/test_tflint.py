@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.tf import IAC, SCRIPTS
-from tests.support.procs import require
+from tests.infra.tf import IAC
+from tests.support.procs import tool_or_built
 
 pytestmark = pytest.mark.infra
 
@@ -20,18 +20,7 @@ CONFIG = IAC / ".tflint.hcl"
 @pytest.fixture(scope="module")
 def tflint() -> str:
     """tflint from PATH, else built from source into ~/.cache/cepage/bin (Go toolchain)."""
-    found = shutil.which("tflint")
-    if found:
-        return found
-    done = subprocess.run(
-        ["bash", str(SCRIPTS / "tflint.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    require(done.returncode == 0, f"tflint cannot be built: {done.stderr[-500:]}")
-    return done.stdout.strip().splitlines()[-1]
+    return str(tool_or_built("tflint", "tflint.sh"))
 
 
 def lint(tflint: str, directory: Path) -> subprocess.CompletedProcess[str]:

@@ -41,6 +41,35 @@ def require_binary(name: str) -> str:
     return str(path)
 
 
+def built_by(script: str, what: str, timeout: float = 1800) -> Path:
+    """The path a scripts/ci/ builder prints on its last line (it builds, or reuses its cache).
+
+    The offline route for tools that have no package here (Go-built linters, the Scaleway
+    provider mirror); a failed build skips on a laptop and fails with CI=true.
+    """
+    try:
+        built = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ci" / script)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:  # no bash
+        built = subprocess.CompletedProcess([], 127, "", str(exc))
+    require(
+        built.returncode == 0,
+        f"{what}: scripts/ci/{script} failed (it needs the Go toolchain):\n{built.stderr[-3000:]}",
+    )
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+def tool_or_built(name: str, script: str) -> Path:
+    """``name`` from PATH, else built from source by ``scripts/ci/<script>``."""
+    found = shutil.which(name)
+    return Path(found) if found else built_by(script, f"{name} is not installed")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
