@@ -49,6 +49,10 @@ MAKE_CALL = re.compile(
     r"(?:^\s*|[;&|(]\s*|\b(?:then|do|else)\s+)make((?:[ \t]+[^\s;&|)#]+)*)", re.M
 )
 REDIRECTION = re.compile(r"^\d*[<>]")
+# The patterns of a cache key's `hashFiles('a', 'b/*.sh')`, and the CI scripts a `run:` calls.
+HASH_FILES = re.compile(r"hashFiles\(([^)]*)\)")
+QUOTED = re.compile(r"'([^']+)'")
+CI_SCRIPT = re.compile(r"(?<![\w./-])((?:\.ci|scripts|tests)/[\w./-]*\w)")
 
 
 @dataclass
@@ -277,4 +281,27 @@ def check_secrets(wf: Workflow) -> list[str]:
     return problems
 
 
-ALL_CHECKS = (check_permissions, check_concurrency, check_timeouts, check_pins, check_secrets)
+def check_repo_paths(wf: Workflow, root: Path = ROOT) -> list[str]:
+    """The repository files a workflow relies on exist: every pattern of a cache key's
+    `hashFiles(...)` matches a file (else the key hashes nothing and a stale cache lives on), and
+    every CI script (under .ci/, scripts/, tests/) a `run:` step calls is there."""
+    problems = []
+    for call in HASH_FILES.findall(wf.text):
+        for pattern in QUOTED.findall(call):
+            if not any(path.is_file() for path in root.glob(pattern)):
+                problems.append(f"{wf.name}: hashFiles('{pattern}') matches no file")
+    for job_id, step in wf.steps():
+        for path in CI_SCRIPT.findall(EXPRESSION.sub("EXPR", str(step.get("run") or ""))):
+            if not (root / path).exists():
+                problems.append(f"{wf.name}.{job_id}: runs {path}, which does not exist")
+    return problems
+
+
+ALL_CHECKS = (
+    check_permissions,
+    check_concurrency,
+    check_timeouts,
+    check_pins,
+    check_secrets,
+    check_repo_paths,
+)

@@ -1,4 +1,4 @@
-"""Fixtures of the workflow tests: actionlint (built offline by scripts/ci/actionlint.sh)."""
+"""Fixtures of the workflow tests: actionlint (built offline by tests/tools/actionlint.sh)."""
 
 from __future__ import annotations
 

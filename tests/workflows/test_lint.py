@@ -1,6 +1,7 @@
 """Linters on the CI/CD files: actionlint (with shellcheck on every `run:` script), the vendored
 GitHub workflow, action and Dependabot JSON schemas, yamllint over every YAML file of the
-repository, shellcheck on the CI scripts. Each is also shown to fail on a broken copy."""
+repository, shellcheck on the CI scripts (scripts/, tests/tools/, .ci/run). Each is also shown to
+fail on a broken copy."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ pytestmark = pytest.mark.workflows
 
 GITHUB = ROOT / ".github"
 BIN = Path(sys.executable).parent
-CI_SCRIPTS = sorted((ROOT / "scripts" / "ci").glob("*.sh"))
+CI_SCRIPTS = [
+    *sorted((ROOT / "scripts").glob("*.sh")),
+    *sorted((ROOT / "tests" / "tools").glob("*.sh")),
+    ROOT / ".ci" / "run",
+]
 
 
 def run(argv: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -106,8 +111,8 @@ def test_yamllint_is_clean_on_the_whole_repository() -> None:
     wanted = {
         ".github/workflows/ci.yml",
         "compose/docker-compose.yml",
-        "prometheus/prometheus.yml",
-        "grafana/provisioning/datasources/prometheus.yml",
+        "monitoring/prometheus/prometheus.yml",
+        "monitoring/grafana/provisioning/datasources/prometheus.yml",
     }
     assert wanted <= names, wanted - names
     assert not any(n.startswith((".venv/", ".cepage/", "node_modules/")) for n in names)
@@ -136,6 +141,7 @@ def test_yamllint_catches_broken_yaml(tmp_path: Path) -> None:
 
 def test_ci_scripts_pass_shellcheck() -> None:
     shellcheck = require_binary("shellcheck")
+    assert len(CI_SCRIPTS) > 5, CI_SCRIPTS
     done = run([shellcheck, *map(str, CI_SCRIPTS)])
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -143,5 +149,5 @@ def test_ci_scripts_pass_shellcheck() -> None:
 def test_actionlint_script_builds_a_cached_versioned_binary(actionlint: Path) -> None:
     done = run([str(actionlint), "-version"])
     assert done.returncode == 0 and done.stdout.startswith("v1."), done.stdout
-    script = (ROOT / "scripts" / "ci" / "actionlint.sh").read_text()
+    script = (ROOT / "tests" / "tools" / "actionlint.sh").read_text()
     assert 'VERSION="${ACTIONLINT_VERSION:-1.7.12}"' in script

