@@ -61,7 +61,7 @@ def background_share(before: CpuSnapshot, after: CpuSnapshot) -> float:
 def _tree_cpu(pid: int) -> float:
     import psutil
 
-    from bench.procs import process_tree
+    from stack.processes import process_tree
 
     total = 0.0
     for proc in process_tree(pid):

@@ -10,7 +10,6 @@ Run: ``BENTOML_HOME=... uvicorn --factory bench.fastapi_app:create_app --host 12
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,10 +40,9 @@ class Answers(BaseModel):
 
 def _load_predictor() -> Predictor:
     from bento.loader import latest_tag, load_bundle
-    from bento.settings import DEFAULT_MODEL_NAME
+    from bento.settings import model_name
 
-    name = os.environ.get("CEPAGE_MODEL_NAME", DEFAULT_MODEL_NAME)
-    return Predictor(load_bundle(latest_tag(name)))
+    return Predictor(load_bundle(latest_tag(model_name())))
 
 
 @asynccontextmanager

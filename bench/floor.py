@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
@@ -48,9 +47,9 @@ def measure(duration_s: float, max_calls: int) -> dict[str, Any]:
 
     from bento.loader import latest_tag, load_bundle
     from bento.predictor import Predictor
-    from bento.settings import DEFAULT_MODEL_NAME
+    from bento.settings import model_name
 
-    bundle = load_bundle(latest_tag(os.environ.get("CEPAGE_MODEL_NAME", DEFAULT_MODEL_NAME)))
+    bundle = load_bundle(latest_tag(model_name()))
     predictor = Predictor(bundle)
     record = median_record(bundle.schema)
     records = [record]

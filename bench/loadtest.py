@@ -11,7 +11,6 @@ error count per request kind; ``--write`` puts them into the docs between marker
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shutil
 import subprocess
@@ -22,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.home import BenchError, has_model, prepare_home
-from bench.procs import BIN, ROOT, Supervisor, free_port, stack_env, tree_rss_bytes, wait_until
+from bench.errors import BenchError
+from bench.locust_stats import Row, read_failures, read_stats
 from bench.report import MIB, describe_machine, write_between_markers
 from bench.servers import cepage_body, predict_once
+from stack.home import BIN, HomeError, has_model, prepare_home, stack_env
+from stack.processes import ROOT, Supervisor, free_port, tree_rss_bytes, wait_until
 
 START_TIMEOUT_S = 180.0
 LOCUSTFILE = ROOT / "bench" / "locustfile.py"
@@ -42,20 +43,6 @@ class Config:
     url: str | None
     sample_s: float
     write: Path | None
-
-
-@dataclass(frozen=True)
-class Row:
-    """One request kind's figures, from locust's CSV."""
-
-    name: str
-    requests: int
-    failures: int
-    per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
 
 
 @dataclass
@@ -128,42 +115,6 @@ def run_locust(url: str, config: Config, workdir: Path, server_pid: int | None) 
     result.rows = read_stats(stats)
     result.errors = read_failures(prefix.with_name("locust_failures.csv"))
     return result
-
-
-def read_stats(path: Path) -> list[Row]:
-    """The rows of locust's ``*_stats.csv`` (without the one-off metadata request)."""
-    rows = []
-    with path.open() as handle:
-        for line in csv.DictReader(handle):
-            if line["Name"] == "metadata":
-                continue
-            rows.append(
-                Row(
-                    name="all (aggregated)" if line["Name"] == "Aggregated" else line["Name"],
-                    requests=int(line["Request Count"]),
-                    failures=int(line["Failure Count"]),
-                    per_s=float(line["Requests/s"]),
-                    p50_ms=_float(line["50%"]),
-                    p95_ms=_float(line["95%"]),
-                    p99_ms=_float(line["99%"]),
-                    max_ms=_float(line["Max Response Time"]),
-                )
-            )
-    return rows
-
-
-def read_failures(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    with path.open() as handle:
-        return [f"{r['Occurrences']}x {r['Name']}: {r['Error']}" for r in csv.DictReader(handle)]
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
 
 
 def render(config: Config, result: Result, target: str) -> str:
@@ -282,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     try:
         block = run(config)
-    except BenchError as exc:
+    except (BenchError, HomeError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

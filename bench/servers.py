@@ -8,7 +8,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.procs import BIN
+from contracts.names import champion_uri
+from stack.home import BIN
 
 Record = dict[str, float]
 PROBE_TIMEOUT_S = 2.0
@@ -55,7 +56,7 @@ def _mlflow(port: int) -> list[str]:
         "models",
         "serve",
         "-m",
-        "models:/cepage-classifier@champion",
+        champion_uri(),
         "--env-manager",
         "local",
         "--host",

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cpu import QUIET_SHARE, background_share, snapshot, wait_for_quiet
-from bench.home import BenchError, has_model, prepare_home
+from bench.errors import BenchError
 from bench.load import WRK_INSTALL_HINT, LoadError, find_wrk, run_wrk, write_script, wrk_version
-from bench.procs import BIN, ROOT, Supervisor, free_port, stack_env, tree_rss_bytes, wait_until
 from bench.report import (
     FloorResult,
     ServerResult,
@@ -33,6 +32,8 @@ from bench.report import (
     write_between_markers,
 )
 from bench.servers import DEFAULT_SERVERS, SERVERS, Record, ServerSpec, check_answer, predict_once
+from stack.home import BIN, HomeError, has_model, prepare_home, stack_env
+from stack.processes import ROOT, Supervisor, free_port, tree_rss_bytes, wait_until
 
 START_TIMEOUT_S = 180.0
 FLOOR_MAX_CALLS = 500_000
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     try:
         block = run(config, wrk)
-    except BenchError as exc:
+    except (BenchError, HomeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

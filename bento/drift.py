@@ -3,8 +3,8 @@
 The service only counts: each record's value falls in one of the feature's reference bins (decile
 edges from the training data, carried in the feature schema). Prometheus sums the counters over all
 workers and replicas and computes the population stability index (PSI) against the reference
-shares in a recording rule (``prometheus/rules/cepage.rules.yml``), so drift is correct however
-many processes serve, and the window is chosen in one place.
+shares in a recording rule (``monitoring/prometheus/rules/cepage.rules.yml``), so drift is
+correct however many processes serve, and the window is chosen in one place.
 """
 
 from __future__ import annotations

@@ -116,3 +116,15 @@ async def _reply(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class ConfiguredRequestGuard(RequestGuard):
+    """The guard with the service's settings, read when a worker builds its app (not at import)."""
+
+    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...]) -> None:
+        from bento.settings import load_settings
+
+        settings = load_settings()
+        super().__init__(
+            app, paths=paths, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key
+        )

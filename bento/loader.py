@@ -6,6 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
+from contracts.names import (
+    LABEL_MLFLOW_MODEL,
+    LABEL_MLFLOW_RUN_ID,
+    LABEL_MLFLOW_VERSION,
+    LABELLED_METRICS,
+    MLFLOW_MODEL_DIR,
+)
 
 
 class ModelLoadError(RuntimeError):
@@ -53,7 +60,7 @@ def load_bundle(tag: str) -> ModelBundle:
 
     try:
         stored = bentoml.models.get(tag)
-        model_dir = Path(stored.path_of("mlflow_model"))
+        model_dir = Path(stored.path_of(MLFLOW_MODEL_DIR))
         mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
         schema = (mlmodel.get("metadata") or {}).get("feature_schema")
         estimator: Any = load_estimator(model_dir, mlmodel)
@@ -69,11 +76,11 @@ def load_bundle(tag: str) -> ModelBundle:
         raise ModelLoadError(f"Model {tag} cannot give probabilities (no predict_proba).")
     labels = stored.info.labels
     info = ModelInfo(
-        name=labels.get("mlflow_model", stored.tag.name),
-        version=labels.get("mlflow_version", str(stored.tag.version)),
+        name=labels.get(LABEL_MLFLOW_MODEL, stored.tag.name),
+        version=labels.get(LABEL_MLFLOW_VERSION, str(stored.tag.version)),
         bento_model=str(stored.tag),
-        run_id=labels.get("mlflow_run_id", ""),
+        run_id=labels.get(LABEL_MLFLOW_RUN_ID, ""),
         created_at=stored.info.creation_time.isoformat(),
-        metrics={k: float(labels[k]) for k in ("accuracy", "f1_macro", "log_loss") if k in labels},
+        metrics={k: float(labels[k]) for k in LABELLED_METRICS if k in labels},
     )
     return ModelBundle(estimator=strip_feature_names(estimator), schema=schema, info=info)

@@ -6,6 +6,13 @@ request without one is refused; and it cannot know the answers of our request gu
 415). A client generated from the document, or a fuzzer checking answers against
 it (``tests/reliability/test_fuzz.py``), would otherwise see the service break its own contract.
 This middleware rewrites the document on its way out; every other request passes untouched.
+
+Why a middleware and not BentoML's own mechanism: BentoML 1.4 has none for this. ``/docs.json``
+serves ``Service.openapi_spec``, generated from the typed APIs (``_bentoml_sdk.service.openapi``)
+with no hook for extra responses or error shapes; overriding that property would patch a private
+API. The rewrite works on the public JSON document only, and the checks of that document
+(``tests/reliability/test_fuzz.py``, ``tests/integration/test_api_key.py``) fail if an upgrade
+changes its shape.
 """
 
 from __future__ import annotations
@@ -114,3 +121,12 @@ class OpenApiFixup:
         except ValueError:
             return body
         return json.dumps(patch_spec(spec, self.paths, api_key=self.api_key)).encode()
+
+
+class ConfiguredOpenApiFixup(OpenApiFixup):
+    """The fixup with the service's settings, read when a worker builds its app (not at import)."""
+
+    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...]) -> None:
+        from bento.settings import read_api_key
+
+        super().__init__(app, paths=paths, api_key=read_api_key() is not None)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.procs import bentoml_serve, cepage, stack_env
+from stack.home import prepare_home
+from tests.support.procs import bentoml_serve
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +20,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Built through the real CLI (train -> promote -> package without the Bento build, which the
     CLI tests exercise on their own store).
     """
-    home = tmp_path_factory.mktemp("cepage-home")
-    env = stack_env(home)
-    for args in (("train",), ("promote",), ("package", "--no-build")):
-        done = cepage(*args, env=env)
-        assert done.returncode == 0, (
-            f"cepage {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        )
-    return home
+    return prepare_home(tmp_path_factory.mktemp("cepage-home"))
 
 
 @pytest.fixture(scope="session")

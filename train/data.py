@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from train.errors import StepError
+
 WINE_TARGET = "cultivar"
 # The test split must hold at least one row of every class, and stratified cross-checks a few.
 MIN_ROWS_PER_CLASS = 5
 
 
-class DataError(ValueError):
+class DataError(StepError, ValueError):
     """The data cannot be used for training; the message says why in one sentence."""
 
 

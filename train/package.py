@@ -6,12 +6,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.registry import CHAMPION, get_alias
+from contracts.names import (
+    CHAMPION,
+    LABEL_MLFLOW_MODEL,
+    LABEL_MLFLOW_RUN_ID,
+    LABEL_MLFLOW_VERSION,
+    LABELLED_METRICS,
+    champion_uri,
+)
+from train.registry import get_alias
 from train.settings import Settings
 from train.tracking import StoreError, connect
-
-# Labels must be strings; these show up in `bentoml models list` and on /metadata.
-LABELLED_METRICS = ("accuracy", "f1_macro", "log_loss")
 
 
 @dataclass(frozen=True)
@@ -39,19 +44,19 @@ def import_champion(settings: Settings) -> tuple[str, str]:
         )
     run = client.get_run(str(champion.run_id))
     labels = {
-        "mlflow_version": str(champion.version),
-        "mlflow_run_id": str(champion.run_id),
-        "mlflow_model": name,
+        LABEL_MLFLOW_VERSION: str(champion.version),
+        LABEL_MLFLOW_RUN_ID: str(champion.run_id),
+        LABEL_MLFLOW_MODEL: name,
     }
     for key in LABELLED_METRICS:
         if key in run.data.metrics:
-            labels[key] = f"{run.data.metrics[key]:.4f}"
+            labels[key] = f"{run.data.metrics[key]:.4f}"  # labels are strings
 
     import bentoml
 
     model = bentoml.mlflow.import_model(
         name,
-        f"models:/{name}@{CHAMPION}",
+        champion_uri(name),
         labels=labels,
         metadata={"mlflow_tracking_uri": _public_uri(settings.tracking_uri)},
     )

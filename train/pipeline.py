@@ -16,7 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from train.errors import StepError
+
 DEFAULT_MODEL = "linear"
+# The estimator's seed when none is given (the split has its own: training.SPLIT_SEED).
+DEFAULT_SEED = 42
 
 
 def _linear(seed: int) -> ClassifierMixin:
@@ -30,7 +34,7 @@ def _forest(seed: int) -> ClassifierMixin:
 MODELS: dict[str, Callable[[int], ClassifierMixin]] = {"linear": _linear, "forest": _forest}
 
 
-class ParamError(ValueError):
+class ParamError(StepError, ValueError):
     """A --param value or model name is not valid; the message says which."""
 
 

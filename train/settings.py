@@ -7,10 +7,12 @@ The tools' own variables keep their names (``MLFLOW_TRACKING_URI``, ``BENTOML_HO
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bento.settings import DEFAULT_MODEL_NAME, read_api_key
+from contracts import env
+from contracts.names import MODEL_NAME
 
 
 @dataclass(frozen=True)
@@ -45,48 +47,31 @@ class Settings:
         return self.tracking_uri.startswith("sqlite:")
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}.") from exc
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (default: the process environment).
 
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}.") from exc
-
-
-def load_settings() -> Settings:
-    """Read the settings from the environment (call it, never import a module-level copy)."""
-    home = Path(os.environ.get("CEPAGE_HOME", ".cepage")).resolve()
+    Call it, never import a module-level copy.
+    """
+    home = Path(env.text("CEPAGE_HOME", ".cepage", environ)).resolve()
     return Settings(
         home=home,
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        tracking_uri=env.text("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}", environ),
         artifact_root=home / "mlartifacts",
-        bentoml_home=Path(os.environ.get("BENTOML_HOME") or home / "bentoml").resolve(),
-        model_name=os.environ.get("CEPAGE_MODEL_NAME", DEFAULT_MODEL_NAME),
-        experiment=os.environ.get("CEPAGE_EXPERIMENT", "cepage"),
+        bentoml_home=Path(env.text("BENTOML_HOME", str(home / "bentoml"), environ)).resolve(),
+        model_name=env.text("CEPAGE_MODEL_NAME", MODEL_NAME, environ),
+        experiment=env.text("CEPAGE_EXPERIMENT", "cepage", environ),
         # The gate: a candidate must reach the floor and lose at most `tolerance` macro-F1
         # against the champion on the same held-out rows. Documented in docs/cli.md.
-        gate_tolerance=_float("CEPAGE_GATE_TOLERANCE", 0.01),
-        gate_floor=_float("CEPAGE_GATE_FLOOR", 0.80),
-        host=os.environ.get("CEPAGE_HOST", "127.0.0.1"),
-        mlflow_port=_int("CEPAGE_MLFLOW_PORT", 5000),
-        api_port=_int("CEPAGE_API_PORT", 3000),
-        ui_port=_int("CEPAGE_UI_PORT", 8501),
-        prometheus_port=_int("CEPAGE_PROMETHEUS_PORT", 9090),
-        alertmanager_port=_int("CEPAGE_ALERTMANAGER_PORT", 9093),
-        node_exporter_port=_int("CEPAGE_NODE_EXPORTER_PORT", 9100),
-        api_key=read_api_key(os.environ),
+        gate_tolerance=env.number("CEPAGE_GATE_TOLERANCE", 0.01, environ, minimum=0),
+        gate_floor=env.number("CEPAGE_GATE_FLOOR", 0.80, environ, minimum=0),
+        host=env.text("CEPAGE_HOST", "127.0.0.1", environ),
+        mlflow_port=env.integer("CEPAGE_MLFLOW_PORT", 5000, environ, minimum=1),
+        api_port=env.integer("CEPAGE_API_PORT", 3000, environ, minimum=1),
+        ui_port=env.integer("CEPAGE_UI_PORT", 8501, environ, minimum=1),
+        prometheus_port=env.integer("CEPAGE_PROMETHEUS_PORT", 9090, environ, minimum=1),
+        alertmanager_port=env.integer("CEPAGE_ALERTMANAGER_PORT", 9093, environ, minimum=1),
+        node_exporter_port=env.integer("CEPAGE_NODE_EXPORTER_PORT", 9100, environ, minimum=1),
+        api_key=env.secret("CEPAGE_API_KEY", environ),
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from train.errors import StepError
 from train.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-class StoreError(RuntimeError):
+class StoreError(StepError):
     """The MLflow tracking store or a model in it cannot be reached; one clear sentence."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from train.data import Dataset
+from contracts.names import TARGET_TAG
+from train.data import Dataset, load_dataset
 from train.evaluate import confusion_figure, evaluate
-from train.pipeline import build_pipeline
+from train.pipeline import DEFAULT_MODEL, DEFAULT_SEED, build_pipeline, parse_params
 from train.schema import build_feature_schema
 from train.settings import Settings
 from train.tracking import connect, ensure_experiment
@@ -42,6 +44,33 @@ def split(dataset: Dataset, seed: int, test_size: float) -> tuple[Any, Any, Any,
         test_size=test_size,
         random_state=seed,
         stratify=dataset.target,
+    )
+
+
+def train(
+    settings: Settings,
+    *,
+    data: Path | None = None,
+    target: str | None = None,
+    model: str = DEFAULT_MODEL,
+    params: Iterable[str] = (),
+    seed: int = DEFAULT_SEED,
+    split_seed: int = SPLIT_SEED,
+) -> TrainResult:
+    """The training step from a user's inputs: load and check the CSV (default: the wine data),
+    parse ``KEY=VALUE`` estimator parameters, then :func:`train_model`.
+
+    Raises:
+        StepError: bad data, a bad parameter or an unreachable store; nothing is registered.
+    """
+    dataset = load_dataset(data, target)
+    return train_model(
+        settings,
+        dataset,
+        model=model,
+        params=parse_params(params),
+        seed=seed,
+        split_seed=split_seed,
     )
 
 
@@ -77,7 +106,7 @@ def train_model(
             {
                 "cepage.dataset": dataset.name,
                 "cepage.model": model,
-                "cepage.target": dataset.target_name,
+                TARGET_TAG: dataset.target_name,
             }
         )
         mlflow.log_params(

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from ui.client import FeatureSchema, Prediction
+from ui.responses import FeatureSchema, Prediction
 
 LABEL_COLUMN = "predicted_label"
 OUT_OF_RANGE_COLUMN = "out_of_range"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from ui.responses import FeedbackResult, Metadata, Prediction, parse_metadata, parse_prediction
 
 MAX_DETAILS_SHOWN = 5
 
@@ -33,69 +34,6 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-@dataclass(frozen=True)
-class Feature:
-    """One input of the model, as described by the training data."""
-
-    name: str
-    dtype: str
-    min: float
-    max: float
-    median: float
-
-    @property
-    def is_integer(self) -> bool:
-        return self.dtype == "integer"
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """The model's inputs and outputs: the contract the form and the batch check are built from."""
-
-    target: str
-    classes: tuple[str, ...]
-    features: tuple[Feature, ...]
-
-    @property
-    def names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-
-@dataclass(frozen=True)
-class Metadata:
-    """``GET /metadata``: the served model and its feature schema."""
-
-    name: str
-    version: str
-    bento_model: str
-    run_id: str
-    created_at: str
-    metrics: dict[str, float]
-    max_records: int
-    schema: FeatureSchema
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The service's answer for one record."""
-
-    id: str
-    label: str
-    probabilities: dict[str, float]
-    out_of_range: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FeedbackResult:
-    """What a feedback was recorded as."""
-
-    prediction_id: str
-    label: str
-    predicted: str
-    correct: bool
-    model_version: str
 
 
 def normalize_url(url: str) -> str:
@@ -137,7 +75,7 @@ class ApiClient:
         """The served model, its metrics and its feature schema."""
         body = self._request("GET", "/metadata")
         try:
-            return _parse_metadata(body)
+            return parse_metadata(body)
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("/metadata", exc) from None
 
@@ -145,7 +83,7 @@ class ApiClient:
         """Score ``records`` (each maps every feature name to a number), in order."""
         body = self._request("POST", "/predict", {"records": [dict(r) for r in records]})
         try:
-            predictions = [_parse_prediction(p) for p in body["predictions"]]
+            predictions = [parse_prediction(p) for p in body["predictions"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("/predict", exc) from None
         if len(predictions) != len(records):
@@ -193,45 +131,6 @@ class ApiClient:
             f"The API at {self.base_url} gave an unexpected answer to {path} ({problem!s}); "
             "is this the cepage model service, and the same version as this UI?"
         )
-
-
-def _parse_metadata(body: Mapping[str, Any]) -> Metadata:
-    schema = body["feature_schema"]
-    features = tuple(
-        Feature(
-            name=str(f["name"]),
-            dtype=str(f.get("dtype", "number")),
-            min=float(f["min"]),
-            max=float(f["max"]),
-            median=float(f["median"]),
-        )
-        for f in schema["features"]
-    )
-    if not features:
-        raise ValueError("the feature schema lists no features")
-    return Metadata(
-        name=str(body["name"]),
-        version=str(body["version"]),
-        bento_model=str(body.get("bento_model", "")),
-        run_id=str(body.get("run_id", "")),
-        created_at=str(body.get("created_at", "")),
-        metrics={str(k): float(v) for k, v in body.get("metrics", {}).items()},
-        max_records=int(body["max_records"]),
-        schema=FeatureSchema(
-            target=str(schema.get("target", "label")),
-            classes=tuple(str(c) for c in schema["classes"]),
-            features=features,
-        ),
-    )
-
-
-def _parse_prediction(item: Mapping[str, Any]) -> Prediction:
-    return Prediction(
-        id=str(item["id"]),
-        label=str(item["label"]),
-        probabilities={str(k): float(v) for k, v in item["probabilities"].items()},
-        out_of_range=tuple(str(name) for name in item.get("out_of_range", [])),
-    )
 
 
 def _network_reason(exc: requests.RequestException) -> str:

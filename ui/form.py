@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ui.client import Feature
+from ui.responses import Feature
 
 # The service accepts values outside the training range (and flags them), so the inputs reach
 # this share of the range beyond it on each side; a feature never negative in training stays >= 0.

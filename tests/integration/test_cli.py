@@ -152,3 +152,37 @@ def test_csv_written_predictions_match_the_service(
     done = cepage("predict", "--csv", str(rows), "--url", api_url, env=stack_env(trained_home))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count('"label"') == 2
+
+
+def test_registry_reports_the_champion_and_the_last_gate(trained_home: Path) -> None:
+    env = stack_env(trained_home)
+    champion = cepage("registry", "champion", env=env)
+    assert champion.returncode == 0, champion.stderr
+    version = champion.stdout.strip()
+    assert version == aliases(trained_home)["champion"]
+
+    summary = cepage("registry", "gate-summary", env=env)
+    assert summary.returncode == 0, summary.stderr
+    assert f"### Retrain: version {version} of `cepage-classifier` promoted" in summary.stdout
+    assert f"`cepage-classifier@champion` = version {version}." in summary.stdout
+    assert "| candidate (version" in summary.stdout and "Gate: first model" in summary.stdout
+
+
+def test_registry_says_when_there_is_no_model(trained_home: Path) -> None:
+    done = cepage(
+        "registry", "champion", env=stack_env(trained_home, CEPAGE_MODEL_NAME="no-such-model")
+    )
+    assert done.returncode == 1, done.stdout
+    last = done.stderr.strip().splitlines()[-1]  # after MLflow's own log lines
+    assert last.startswith("error: No no-such-model@champion in "), last
+
+
+def test_usage_errors_exit_2_and_a_bad_setting_is_one_sentence(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    force = cepage("promote", "--force", env=env)
+    assert force.returncode == 2 and "error: --force needs --version." in force.stderr
+    neither = cepage("predict", env=env)
+    assert neither.returncode == 2 and "exactly one of --json or --csv" in neither.stderr
+    bad = cepage("promote", env={**env, "CEPAGE_GATE_FLOOR": "high"})
+    assert bad.returncode == 1, bad.stderr
+    assert bad.stderr.strip() == "error: CEPAGE_GATE_FLOOR must be a number, not 'high'."

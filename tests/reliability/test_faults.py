@@ -22,6 +22,7 @@ import pytest
 import requests
 import yaml
 
+from stack.processes import stop_group
 from tests.reliability.conftest import Server, bentoml_server, serve_argv
 from tests.reliability.load import Load, wait_for
 from tests.support.procs import (
@@ -31,7 +32,6 @@ from tests.support.procs import (
     require_binary,
     running,
     stack_env,
-    stop,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -131,7 +131,7 @@ def test_prometheus_down_leaves_the_service_unaffected(trained_home: Path, tmp_p
         with Load(server.url, server.median_record(), clients=1) as load:
             with running(argv, log=tmp_path / "prometheus.log", ready_url=f"{prom}/-/ready") as p:
                 wait_for(lambda: scraped(prom), timeout=30, what="Prometheus scraping the service")
-                stop(p, timeout=10)  # Prometheus goes down
+                stop_group(p, timeout=10)  # Prometheus goes down
             down = time.monotonic()
             wait_for(lambda: len(load.successes(since=down)) > 50, timeout=30, what="answers")
         metrics = requests.get(f"{server.url}/metrics", timeout=10)
@@ -172,7 +172,7 @@ def serve_until_exit(home: Path, **env: str) -> tuple[int | None, str, float]:
     except subprocess.TimeoutExpired:
         code = None
     finally:
-        stop(proc)
+        stop_group(proc)
     return code, log.read_text(errors="replace"), time.monotonic() - began
 
 
@@ -207,7 +207,7 @@ def test_a_corrupt_model_is_never_served_locally(own_home: Path) -> None:
         with pytest.raises(requests.RequestException):
             requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).raise_for_status()
     finally:
-        stop(proc)
+        stop_group(proc)
     print(f"\ncorrupt model (local): never ready, reason logged after {said:.1f} s")
 
 

@@ -1,25 +1,37 @@
-"""Starting real processes for tests (the CLI, bentoml serve) and waiting for them."""
+"""What the tests need on top of the project's process helper (``stack.processes``): skipping
+or failing on a missing tool, tools built offline, and a real `bentoml serve` on a free port.
+
+The process and home helpers are re-exported so that a test imports them from one place."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from stack.home import BIN, cepage, stack_env
+from stack.processes import ROOT, free_port, running
+
+__all__ = [
+    "BIN",
+    "ROOT",
+    "bentoml_serve",
+    "built_by",
+    "cepage",
+    "free_port",
+    "in_ci",
+    "private_bentoml_home",
+    "require",
+    "require_binary",
+    "running",
+    "stack_env",
+    "tool_or_built",
+]
 
 
 def in_ci() -> bool:
@@ -42,14 +54,14 @@ def require_binary(name: str) -> str:
 
 
 def built_by(script: str, what: str, timeout: float = 1800) -> Path:
-    """The path a scripts/ci/ builder prints on its last line (it builds, or reuses its cache).
+    """The path a tests/tools/ builder prints on its last line (it builds, or reuses its cache).
 
     The offline route for tools that have no package here (Go-built linters, the Scaleway
     provider mirror); a failed build skips on a laptop and fails with CI=true.
     """
     try:
         built = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "ci" / script)],
+            ["bash", str(ROOT / "tests" / "tools" / script)],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -59,116 +71,15 @@ def built_by(script: str, what: str, timeout: float = 1800) -> Path:
         built = subprocess.CompletedProcess([], 127, "", str(exc))
     require(
         built.returncode == 0,
-        f"{what}: scripts/ci/{script} failed (it needs the Go toolchain):\n{built.stderr[-3000:]}",
+        f"{what}: tests/tools/{script} failed (it needs the Go toolchain):\n{built.stderr[-3000:]}",
     )
     return Path(built.stdout.strip().splitlines()[-1])
 
 
 def tool_or_built(name: str, script: str) -> Path:
-    """``name`` from PATH, else built from source by ``scripts/ci/<script>``."""
+    """``name`` from PATH, else built from source by ``tests/tools/<script>``."""
     found = shutil.which(name)
     return Path(found) if found else built_by(script, f"{name} is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stack_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a cepage process whose whole state lives in ``home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BENTOML_"))}
-    env.update(
-        CEPAGE_HOME=str(home),
-        MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
-        BENTOML_HOME=str(home / "bentoml"),
-        MLFLOW_DISABLE_TELEMETRY="true",
-        BENTOML_DO_NOT_TRACK="true",
-        CEPAGE_PROJECT_DIR=str(ROOT),
-    )
-    env.update(extra)
-    return env
-
-
-def cepage(
-    *args: str, env: Mapping[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `cepage` console script."""
-    return subprocess.run(
-        [str(BIN / "cepage"), *args],
-        env=dict(env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout: float, log: Path) -> None:
-    """Wait until ``url`` answers 200; fail with the process log if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-4000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """Stop a process group started with start_new_session=True, and every descendant.
-
-    BentoML starts each worker in a session of its own, outside the group: the descendants are
-    listed first so that none survives a SIGKILL of the group.
-    """
-    if proc.poll() is not None:
-        return
-    try:
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    _, alive = psutil.wait_procs(descendants, timeout=5)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-
-
-@contextmanager
-def running(
-    argv: list[str],
-    *,
-    log: Path,
-    ready_url: str,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 120,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` in its own session (output to ``log``), wait for ``ready_url``, stop after."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=dict(env) if env is not None else None,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_http(ready_url, proc, timeout=timeout, log=log)
-        yield proc
-    finally:
-        stop(proc)
 
 
 def private_bentoml_home(home: Path, port: int) -> Path:

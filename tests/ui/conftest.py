@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import ROOT, free_port
-from ui.client import ApiClient, Metadata
+from ui.client import ApiClient
+from ui.responses import Metadata
 
 APP = ROOT / "ui" / "app.py"
 

@@ -11,11 +11,11 @@ import requests
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import NumberInput
 
-import ui.form
+import ui.single_tab
 from tests.ui.traffic import predict_requests
 from ui.batch import LABEL_COLUMN, PROBABILITY_PREFIX, to_csv
-from ui.client import Feature, Metadata
 from ui.form import InputSpec, input_spec, readable_label
+from ui.responses import Feature, Metadata
 
 pytestmark = pytest.mark.ui
 
@@ -223,7 +223,7 @@ def test_an_unexpected_bug_is_a_sentence_not_a_traceback(
     def broken(feature: Feature) -> InputSpec:
         raise RuntimeError(f"cannot lay out {feature.name}")
 
-    monkeypatch.setattr(ui.form, "input_spec", broken)
+    monkeypatch.setattr(ui.single_tab, "input_spec", broken)  # where the page calls it
     app.run()
     assert not app.exception
     [error] = texts(app.error)

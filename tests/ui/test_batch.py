@@ -19,7 +19,8 @@ from ui.batch import (
     template_csv,
     to_csv,
 )
-from ui.client import ApiClient, Metadata, Prediction
+from ui.client import ApiClient
+from ui.responses import Metadata, Prediction
 
 pytestmark = pytest.mark.ui
 

@@ -13,8 +13,9 @@ from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.ui
 
-# The UI image installs only the `ui` extra: streamlit, requests, pandas (numpy comes with it).
-ALLOWED = {"streamlit", "requests", "pandas", "ui"}
+# The UI image installs only the `ui` extra: streamlit, requests, pandas (numpy comes with it),
+# and copies `contracts/` (standard library only) beside `ui/`.
+ALLOWED = {"streamlit", "requests", "pandas", "ui", "contracts"}
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -33,6 +34,14 @@ def test_ui_imports_only_its_own_dependencies() -> None:
     for path in files:
         third_party = _imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
         assert third_party <= ALLOWED, f"{path.name} imports {sorted(third_party - ALLOWED)}"
+
+
+def test_contracts_need_only_the_standard_library() -> None:
+    files = sorted((ROOT / "contracts").glob("*.py"))
+    assert files
+    for path in files:
+        third_party = _imported_roots(path) - set(sys.stdlib_module_names) - {"__future__"}
+        assert third_party <= {"contracts"}, f"contracts/{path.name} imports {sorted(third_party)}"
 
 
 def test_no_feature_name_is_hard_coded(metadata: dict[str, object]) -> None:

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from tests.support.procs import BIN, ROOT, free_port, require, running
-from ui.client import Metadata
 from ui.form import input_spec, readable_label
+from ui.responses import Metadata
 
 pytestmark = pytest.mark.ui
 

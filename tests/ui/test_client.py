@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ui.client import ApiClient, ApiError, Metadata, normalize_url
+from ui.client import ApiClient, ApiError, normalize_url
+from ui.responses import Metadata
 
 pytestmark = pytest.mark.ui
 

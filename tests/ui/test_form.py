@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ui.client import Feature, Metadata
 from ui.form import input_spec, readable_label
+from ui.responses import Feature, Metadata
 from ui.settings import load_settings
 
 pytestmark = pytest.mark.ui

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.registry import decide
+from train.gate import decide
 
 
 def test_first_model_is_promoted_when_above_the_floor() -> None:

@@ -1,4 +1,4 @@
-"""The ``cepage`` command line: train, promote, package, retrain, up, predict.
+"""The ``cepage`` command: train, promote, package, retrain, up, predict, registry.
 
 Exit codes: 0 done, 1 failed (the message says why), 2 bad usage, 3 the gate rejected the model.
 """
@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from train.settings import Settings, export_tool_env, load_settings
-
-EXIT_FAILED = 1
-EXIT_REJECTED = 3
+from cli import registry
+from cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE, fail, settings
+from train.pipeline import DEFAULT_MODEL, DEFAULT_SEED
+from train.settings import Settings
+from train.training import SPLIT_SEED
 
 app = typer.Typer(
     help="cepage: train -> gate -> package -> serve a scikit-learn classifier.",
@@ -23,22 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    export_tool_env(settings)
-    return settings
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(EXIT_FAILED)
-
-
-def _step(index: int, total: int, text: str) -> None:
-    typer.secho(f"[{index}/{total}] {text}", fg="cyan", err=True)
-
+app.add_typer(registry.app, name="registry")
 
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="CSV file (default: scikit-learn's wine data).")
@@ -66,55 +52,41 @@ FloorOpt = Annotated[
 ]
 
 
-def run_train(
-    settings: Settings,
-    data: Path | None,
-    target: str | None,
-    model: str,
-    params: list[str] | None,
-    seed: int,
-    split_seed: int = 42,
-) -> str:
-    """Validate and train; returns the registered version. Raises typer.Exit on failure."""
-    from train.data import DataError, load_dataset
-    from train.pipeline import ParamError, parse_params
-    from train.tracking import StoreError
-    from train.training import train_model
+def _step(index: int, total: int, text: str) -> None:
+    typer.secho(f"[{index}/{total}] {text}", fg="cyan", err=True)
+
+
+def _train(config: Settings, **options: Any) -> str:
+    """The training step, printed; returns the registered version."""
+    from train.errors import StepError
+    from train.training import train as train_step
 
     try:
-        dataset = load_dataset(data, target)
-        result = train_model(
-            settings,
-            dataset,
-            model=model,
-            params=parse_params(params or []),
-            seed=seed,
-            split_seed=split_seed,
-        )
-    except (DataError, ParamError, StoreError) as exc:
-        raise _fail(str(exc)) from None
+        result = train_step(config, **options)
+    except StepError as exc:
+        fail(str(exc))
     shown = {
         k: round(v, 4)
         for k, v in result.metrics.items()
         if not k.startswith("f1_") or k == "f1_macro"
     }
     typer.echo(
-        f"Registered {settings.model_name} version {result.version} (run {result.run_id}): {shown}"
+        f"Registered {config.model_name} version {result.version} (run {result.run_id}): {shown}"
     )
     return result.version
 
 
-def run_promote(
-    settings: Settings, version: str | None, tolerance: float | None, floor: float | None
+def _promote(
+    config: Settings, version: str | None, tolerance: float | None, floor: float | None
 ) -> bool:
-    """Apply the gate; True when promoted."""
-    from train.registry import promote
-    from train.tracking import StoreError
+    """The gate, printed; True when promoted."""
+    from train.errors import StepError
+    from train.gate import promote as promote_step
 
     try:
-        version, decision = promote(settings, version=version, tolerance=tolerance, floor=floor)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+        version, decision = promote_step(config, version=version, tolerance=tolerance, floor=floor)
+    except StepError as exc:
+        fail(str(exc))
     if decision.promote:
         typer.secho(f"Promoted version {version} to @champion: {decision.reason}.", fg="green")
     else:
@@ -126,14 +98,15 @@ def run_promote(
     return decision.promote
 
 
-def run_package(settings: Settings, build: bool) -> None:
-    from train.package import package
-    from train.tracking import StoreError
+def _package(config: Settings, build: bool) -> None:
+    """The packaging step, printed."""
+    from train.errors import StepError
+    from train.package import package as package_step
 
     try:
-        result = package(settings, build=build)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+        result = package_step(config, build=build)
+    except StepError as exc:
+        fail(str(exc))
     typer.echo(f"Imported MLflow version {result.mlflow_version} as {result.model_tag}")
     if result.bento_tag:
         typer.echo(f"Built Bento {result.bento_tag}")
@@ -143,13 +116,21 @@ def run_package(settings: Settings, build: bool) -> None:
 def train(
     data: DataOpt = None,
     target: TargetOpt = None,
-    model: ModelOpt = "linear",
+    model: ModelOpt = DEFAULT_MODEL,
     param: ParamOpt = None,
-    seed: SeedOpt = 42,
-    split_seed: SplitSeedOpt = 42,
+    seed: SeedOpt = DEFAULT_SEED,
+    split_seed: SplitSeedOpt = SPLIT_SEED,
 ) -> None:
     """Validate the data, train, log to MLflow and register a new model version."""
-    run_train(_settings(), data, target, model, param, seed, split_seed)
+    _train(
+        settings(),
+        data=data,
+        target=target,
+        model=model,
+        params=param or (),
+        seed=seed,
+        split_seed=split_seed,
+    )
 
 
 @app.command()
@@ -160,20 +141,20 @@ def promote(
     force: Annotated[bool, typer.Option(help="Skip the gate: make --version champion.")] = False,
 ) -> None:
     """The gate: promote the candidate to @champion if it is good enough, else @challenger."""
-    settings = _settings()
+    if force and version is None:
+        fail("--force needs --version.", EXIT_USAGE)
+    config = settings()
     if force:
+        from train.errors import StepError
         from train.registry import force_promote
-        from train.tracking import StoreError
 
-        if version is None:
-            raise _fail("--force needs --version.")
         try:
-            force_promote(settings, version)
-        except StoreError as exc:
-            raise _fail(str(exc)) from None
+            force_promote(config, str(version))
+        except StepError as exc:
+            fail(str(exc))
         typer.secho(f"Version {version} is @champion (gate skipped by --force).", fg="green")
         return
-    if not run_promote(settings, version, tolerance, floor):
+    if not _promote(config, version, tolerance, floor):
         raise typer.Exit(EXIT_REJECTED)
 
 
@@ -182,31 +163,39 @@ def package(
     build: Annotated[bool, typer.Option(help="Also build the Bento from bentofile.yaml.")] = True,
 ) -> None:
     """Import models:/NAME@champion into the BentoML store and build the Bento."""
-    run_package(_settings(), build)
+    _package(settings(), build)
 
 
 @app.command()
 def retrain(
     data: DataOpt = None,
     target: TargetOpt = None,
-    model: ModelOpt = "linear",
+    model: ModelOpt = DEFAULT_MODEL,
     param: ParamOpt = None,
-    seed: SeedOpt = 42,
-    split_seed: SplitSeedOpt = 42,
+    seed: SeedOpt = DEFAULT_SEED,
+    split_seed: SplitSeedOpt = SPLIT_SEED,
     tolerance: ToleranceOpt = None,
     floor: FloorOpt = None,
     build: Annotated[bool, typer.Option(help="Build the Bento after import.")] = True,
 ) -> None:
     """Train -> gate -> package. Exit 3 when the gate rejects the model (champion unchanged)."""
-    settings = _settings()
+    config = settings()
     _step(1, 3, "train")
-    run_train(settings, data, target, model, param, seed, split_seed)
+    version = _train(
+        config,
+        data=data,
+        target=target,
+        model=model,
+        params=param or (),
+        seed=seed,
+        split_seed=split_seed,
+    )
     _step(2, 3, "gate")
-    if not run_promote(settings, None, tolerance, floor):
+    if not _promote(config, version, tolerance, floor):
         typer.echo("Nothing packaged: the serving model is unchanged.")
         raise typer.Exit(EXIT_REJECTED)
     _step(3, 3, "package")
-    run_package(settings, build)
+    _package(config, build)
     typer.echo("Done: a running service picks the new model up from the store.")
 
 
@@ -217,9 +206,9 @@ def up(
     ] = False,
 ) -> None:
     """Run the local stack (MLflow UI, API, UI) until Ctrl-C; trains on first run."""
-    from train.stack import run_stack
+    from stack.local import run_stack
 
-    sys.exit(run_stack(_settings(), retrain=retrain_first))
+    sys.exit(run_stack(settings(), retrain=retrain_first))
 
 
 @app.command()
@@ -234,26 +223,31 @@ def predict(
     import pandas as pd
     import requests
 
-    settings = load_settings()
+    config = settings(export=False)
     if (records is None) == (csv is None):
-        raise _fail("give exactly one of --json or --csv.")
+        fail("give exactly one of --json or --csv.", EXIT_USAGE)
     if csv is not None:
         rows = pd.read_csv(csv).to_dict(orient="records")
     else:
         try:
             parsed = json.loads(records or "")
         except json.JSONDecodeError as exc:
-            raise _fail(f"--json is not valid JSON: {exc}") from None
+            fail(f"--json is not valid JSON: {exc}", EXIT_USAGE)
         rows = parsed if isinstance(parsed, list) else [parsed]
-    target = (url or settings.api_url).rstrip("/")
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    target = (url or config.api_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     try:
         response = requests.post(
             f"{target}/predict", json={"records": rows}, headers=headers, timeout=30
         )
     except requests.RequestException as exc:
-        raise _fail(f"cannot reach the API at {target}: {type(exc).__name__}") from None
-    typer.echo(json.dumps(response.json(), indent=2))
+        fail(f"cannot reach the API at {target}: {type(exc).__name__}")
+    try:
+        body = response.json()
+    except ValueError:
+        # A proxy's 429/502 page, not the service's JSON: say what came back.
+        fail(f"the API at {target} answered {response.status_code} {response.reason}, not JSON.")
+    typer.echo(json.dumps(body, indent=2))
     if not response.ok:
         raise typer.Exit(EXIT_FAILED)
 

@@ -1,0 +1,40 @@
+"""Names written by one part of cepage and read by another: one home each.
+
+The training side writes them into MLflow and the BentoML store; the service, the CLI's
+registry report and the workflows read them back. Change one here and both sides follow.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The registered model's name in MLflow is also its name in the BentoML store.
+MODEL_NAME: Final = "cepage-classifier"
+
+# Registry aliases: what is served, the rollback target, the last candidate the gate rejected.
+CHAMPION: Final = "champion"
+PREVIOUS: Final = "previous"
+CHALLENGER: Final = "challenger"
+
+# Tags of a training run.
+TARGET_TAG: Final = "cepage.target"
+
+# Tags the gate writes on the model version it judged.
+GATE_DECISION_TAG: Final = "gate.decision"
+GATE_REASON_TAG: Final = "gate.reason"
+GATE_CANDIDATE_F1_TAG: Final = "gate.candidate_f1"
+GATE_CHAMPION_F1_TAG: Final = "gate.champion_f1"
+
+# Labels of a model in the BentoML store (strings; shown by `bentoml models list` and /metadata).
+LABEL_MLFLOW_MODEL: Final = "mlflow_model"
+LABEL_MLFLOW_VERSION: Final = "mlflow_version"
+LABEL_MLFLOW_RUN_ID: Final = "mlflow_run_id"
+# Training metrics copied into labels too, under their MLflow names.
+LABELLED_METRICS: Final = ("accuracy", "f1_macro", "log_loss")
+# The MLflow model directory inside a BentoML model (what bentoml.mlflow.import_model writes).
+MLFLOW_MODEL_DIR: Final = "mlflow_model"
+
+
+def champion_uri(model_name: str = MODEL_NAME) -> str:
+    """The MLflow URI of the served version of ``model_name``."""
+    return f"models:/{model_name}@{CHAMPION}"

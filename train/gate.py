@@ -1,0 +1,212 @@
+"""The promotion gate: a candidate becomes ``@champion`` only if it is measured good enough.
+
+The candidate and the champion are scored on the same held-out rows (the candidate's); a
+rejected model becomes ``@challenger`` and never touches ``@champion``. The decision and both
+scores are recorded as tags on the candidate's version.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from contracts.names import (
+    CHALLENGER,
+    CHAMPION,
+    GATE_CANDIDATE_F1_TAG,
+    GATE_CHAMPION_F1_TAG,
+    GATE_DECISION_TAG,
+    GATE_REASON_TAG,
+    TARGET_TAG,
+)
+from train.evaluate import evaluate
+from train.registry import get_alias, get_version, latest_version, set_champion
+from train.settings import Settings
+from train.tracking import StoreError, connect
+from train.training import HOLDOUT_ARTIFACT
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict and the figures it was based on."""
+
+    promote: bool
+    reason: str
+    candidate_f1: float
+    champion_f1: float | None
+
+
+def decide(
+    candidate_f1: float, champion_f1: float | None, *, tolerance: float, floor: float
+) -> GateDecision:
+    """Promote iff macro-F1 >= floor and (no champion or >= champion - tolerance)."""
+    if candidate_f1 < floor:
+        return GateDecision(
+            False,
+            f"macro-F1 {candidate_f1:.4f} is below the floor {floor:.4f}",
+            candidate_f1,
+            champion_f1,
+        )
+    if champion_f1 is None:
+        return GateDecision(
+            True,
+            f"first model: macro-F1 {candidate_f1:.4f} >= floor {floor:.4f}",
+            candidate_f1,
+            None,
+        )
+    if candidate_f1 < champion_f1 - tolerance:
+        return GateDecision(
+            False,
+            f"macro-F1 {candidate_f1:.4f} < champion's {champion_f1:.4f} - tolerance {tolerance}",
+            candidate_f1,
+            champion_f1,
+        )
+    return GateDecision(
+        True,
+        f"macro-F1 {candidate_f1:.4f} >= champion's {champion_f1:.4f} - tolerance {tolerance}",
+        candidate_f1,
+        champion_f1,
+    )
+
+
+def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """The held-out rows logged by a training run."""
+    import mlflow
+
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/{HOLDOUT_ARTIFACT}")
+    return pd.read_csv(io.StringIO(text))
+
+
+def score(model_uri: str, holdout: pd.DataFrame, target: str) -> float | None:
+    """Macro-F1 of a registered model on ``holdout``; None if it cannot read these features."""
+    import mlflow
+
+    model: Any = mlflow.sklearn.load_model(model_uri)
+    expected = list(getattr(model, "feature_names_in_", []))
+    if not set(expected) <= set(holdout.columns):
+        return None
+    features = holdout[expected].astype("float64")
+    return evaluate(model, features, holdout[target].astype(str))["f1_macro"]
+
+
+def promote(
+    settings: Settings,
+    *,
+    version: str | None = None,
+    tolerance: float | None = None,
+    floor: float | None = None,
+) -> tuple[str, GateDecision]:
+    """Run the gate for ``version`` (default: the newest) and move the aliases accordingly.
+
+    Returns the candidate's version and the decision.
+    """
+    client = connect(settings, create=False)
+    name = settings.model_name
+    tolerance = settings.gate_tolerance if tolerance is None else tolerance
+    floor = settings.gate_floor if floor is None else floor
+    candidate = get_version(client, name, version) if version else latest_version(client, name)
+    champion = get_alias(client, name, CHAMPION)
+    cand_version = str(candidate.version)
+
+    run_id = str(candidate.run_id)
+    run = client.get_run(run_id)
+    target = _target_of(run.data.tags, candidate)
+    holdout = load_holdout(client, run_id)
+    candidate_f1 = score(f"models:/{name}/{cand_version}", holdout, target)
+    if candidate_f1 is None:
+        raise StoreError(f"Version {cand_version} cannot score its own held-out data.")
+
+    if champion is not None and str(champion.version) == cand_version:
+        decision = GateDecision(True, "already the champion", candidate_f1, candidate_f1)
+        return cand_version, decision
+
+    champion_f1 = None
+    if champion is not None:
+        champion_f1 = score(f"models:/{name}/{champion.version}", holdout, target)
+        if champion_f1 is None:
+            decision = GateDecision(
+                False,
+                f"the champion (version {champion.version}) uses other features, so the two "
+                "cannot be compared on the same rows; promote by hand with "
+                f"`cepage promote --version {cand_version} --force` if this is intended",
+                candidate_f1,
+                None,
+            )
+            _record(client, name, cand_version, decision)
+            client.set_registered_model_alias(name, CHALLENGER, cand_version)
+            return cand_version, decision
+
+    decision = decide(candidate_f1, champion_f1, tolerance=tolerance, floor=floor)
+    _record(client, name, cand_version, decision)
+    if decision.promote:
+        set_champion(client, name, cand_version, champion)
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, cand_version)
+    return cand_version, decision
+
+
+def _record(client: MlflowClient, name: str, version: str, decision: GateDecision) -> None:
+    tags = {
+        GATE_DECISION_TAG: str(decision.promote).lower(),
+        GATE_REASON_TAG: decision.reason,
+        GATE_CANDIDATE_F1_TAG: f"{decision.candidate_f1:.6f}",
+    }
+    if decision.champion_f1 is not None:
+        tags[GATE_CHAMPION_F1_TAG] = f"{decision.champion_f1:.6f}"
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+def _target_of(tags: dict[str, str], candidate: ModelVersion) -> str:
+    target = tags.get(TARGET_TAG)
+    if not target:
+        raise StoreError(
+            f"Version {candidate.version} was not logged by `cepage train` (no {TARGET_TAG} tag)."
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """The gate's decision as recorded on the newest version, and what is served now."""
+
+    model_name: str
+    version: str
+    decision: bool | None
+    """True promoted, False rejected, None never gated."""
+    reason: str | None
+    candidate_f1: float | None
+    champion_f1: float | None
+    champion: str | None
+    """The version behind @champion now (None: no champion)."""
+
+
+def last_gate(settings: Settings) -> GateRecord:
+    """What the gate decided about the newest registered version (for a retrain's summary)."""
+    client = connect(settings, create=False)
+    name = settings.model_name
+    newest = latest_version(client, name)
+    tags: dict[str, str] = dict(newest.tags or {})
+    champion = get_alias(client, name, CHAMPION)
+    decision = tags.get(GATE_DECISION_TAG)
+    return GateRecord(
+        model_name=name,
+        version=str(newest.version),
+        decision=None if decision is None else decision == "true",
+        reason=tags.get(GATE_REASON_TAG),
+        candidate_f1=_float_tag(tags, GATE_CANDIDATE_F1_TAG),
+        champion_f1=_float_tag(tags, GATE_CHAMPION_F1_TAG),
+        champion=None if champion is None else str(champion.version),
+    )
+
+
+def _float_tag(tags: dict[str, str], key: str) -> float | None:
+    value = tags.get(key)
+    return float(value) if value else None
