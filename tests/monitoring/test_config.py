@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
-from tests.support.procs import ROOT, require_binary
+from stack.monitoring import write_targets
+from tests.ansible.conftest import ansible_env, tool
+from tests.support.procs import ROOT, free_port, require_binary, running
 
 pytestmark = pytest.mark.monitoring
 
-PROMETHEUS = ROOT / "prometheus"
-DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+MONITORING = ROOT / "monitoring"
+PROMETHEUS = MONITORING / "prometheus"
+GRAFANA = MONITORING / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 EXPECTED_UIDS = {"cepage-service.json": "cepage-service", "cepage-host.json": "cepage-host"}
 
 
@@ -34,6 +42,77 @@ def test_promtool_checks_the_config_with_empty_targets(tmp_path: Path) -> None:
     done = run(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 rule files found" in done.stdout
+
+
+def dns_lookups(prometheus: str) -> int:
+    """How many DNS service-discovery lookups Prometheus has made (answered or failed)."""
+    metrics = requests.get(f"{prometheus}/metrics", timeout=5).text
+    found = re.search(r"^prometheus_sd_dns_lookups_total (\S+)$", metrics, re.MULTILINE)
+    return int(float(found.group(1))) if found else 0
+
+
+def test_outside_docker_only_the_target_files_count(tmp_path: Path) -> None:
+    """The local stack's case: the compose names (dns_sd) find nothing, add no failing target,
+    and the jobs scrape exactly what their files list."""
+    binary = require_binary("prometheus")
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    for job in config["scrape_configs"]:
+        job.pop("scrape_interval", None)
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "rules").symlink_to(PROMETHEUS / "rules")
+    port = free_port()
+    (tmp_path / "targets").mkdir()
+    listed = [{"targets": [f"127.0.0.1:{port}"]}]
+    (tmp_path / "targets" / "prometheus.json").write_text(json.dumps(listed))
+    names = sum(
+        len(sd["names"])
+        for job in [*config["scrape_configs"], *config["alerting"]["alertmanagers"]]
+        for sd in job["dns_sd_configs"]
+    )
+    url = f"http://127.0.0.1:{port}"
+    argv = [binary, f"--config.file={tmp_path / 'prometheus.yml'}"]
+    argv += [f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
+    with running(argv, log=tmp_path / "prometheus.log", ready_url=f"{url}/-/ready"):
+        deadline = time.monotonic() + 60
+        while dns_lookups(url) < names and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert dns_lookups(url) >= names, "every compose name looked up once"
+        time.sleep(6)  # the discovery manager hands updates to the scrape pools every 5 s
+        targets: list[tuple[str, str, str]] = []
+        while time.monotonic() < deadline:
+            body = requests.get(f"{url}/api/v1/targets", timeout=5).json()["data"]
+            targets = [
+                (t["labels"]["job"], t["labels"]["instance"], t["health"])
+                for t in body["activeTargets"]
+            ]
+            if targets and targets[0][2] != "unknown":
+                break
+            time.sleep(0.5)
+        assert targets == [("prometheus", f"127.0.0.1:{port}", "up")]
+        notifiers = requests.get(f"{url}/api/v1/alertmanagers", timeout=5).json()["data"]
+        assert notifiers["activeAlertmanagers"] == []
+
+
+def test_ansible_and_the_local_stack_write_the_targets_in_one_layout(tmp_path: Path) -> None:
+    """The two file_sd writers, the role's template and `cepage up`'s function, agree."""
+    template = ROOT / "playbooks/roles/cepage_monitoring/templates/targets.json.j2"
+    jobs = {"node": ["10.0.0.5:9100", "10.0.0.6:9100"], "service": []}
+    write_targets(tmp_path / "local", jobs)
+    for name, targets in jobs.items():
+        out = tmp_path / f"{name}.ansible.json"
+        done = subprocess.run(
+            [tool("ansible"), "localhost", "-i", "localhost,", "-c", "local",
+             "-m", "ansible.builtin.template", "-a", f"src={template} dest={out}",
+             "-e", json.dumps({"item": {"name": name, "targets": targets},
+                               "ansible_python_interpreter": sys.executable})],
+            env=ansible_env(), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        local = json.loads((tmp_path / "local" / f"{name}.json").read_text())
+        assert json.loads(out.read_text()) == local, name
+    assert json.loads((tmp_path / "local" / "node.json").read_text()) == [{"targets": jobs["node"]}]
+    assert json.loads((tmp_path / "local" / "service.json").read_text()) == []
 
 
 def test_promtool_checks_the_rules() -> None:
@@ -91,7 +170,7 @@ def test_rendered_alertmanager_config_is_valid_and_routes_by_severity(
         }
     out = tmp_path / "alertmanager.yml"
     done = subprocess.run(
-        ["python3", str(ROOT / "alertmanager" / "render.py"), "--out", str(out)],
+        ["python3", str(MONITORING / "alertmanager" / "render.py"), "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -113,7 +192,7 @@ def test_rendered_alertmanager_config_is_valid_and_routes_by_severity(
 
 def test_alertmanager_renderer_refuses_half_an_email_setup(tmp_path: Path) -> None:
     done = subprocess.run(
-        ["python3", str(ROOT / "alertmanager" / "render.py")],
+        ["python3", str(MONITORING / "alertmanager" / "render.py")],
         env={"PATH": "/usr/bin:/bin", "CEPAGE_ALERT_EMAIL_TO": "a@example.invalid"},
         capture_output=True,
         text=True,
@@ -125,13 +204,13 @@ def test_alertmanager_renderer_refuses_half_an_email_setup(tmp_path: Path) -> No
 
 
 def provisioned_datasource_uid() -> str:
-    path = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    path = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
     (datasource,) = yaml.safe_load(path.read_text())["datasources"]
     return str(datasource["uid"])
 
 
 def test_dashboard_provider_is_read_only() -> None:
-    path = ROOT / "grafana" / "provisioning" / "dashboards" / "cepage.yml"
+    path = GRAFANA / "provisioning" / "dashboards" / "cepage.yml"
     (provider,) = yaml.safe_load(path.read_text())["providers"]
     assert provider["allowUiUpdates"] is False
 
@@ -158,7 +237,7 @@ def test_dashboard_structure(path: Path) -> None:
 
 
 def test_the_service_dashboard_shows_latency_first() -> None:
-    dashboard = json.loads((ROOT / "grafana" / "dashboards" / "cepage-service.json").read_text())
+    dashboard = json.loads((GRAFANA / "dashboards" / "cepage-service.json").read_text())
     first = min(
         (p for p in dashboard["panels"] if p["type"] != "row"),
         key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]),

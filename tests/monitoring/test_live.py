@@ -22,8 +22,8 @@ import pytest
 import requests
 import yaml
 
-from tests.monitoring.test_config import alert_rules
-from tests.support.procs import ROOT, bentoml_serve, free_port, require_binary, running
+from tests.monitoring.test_config import GRAFANA, PROMETHEUS, alert_rules
+from tests.support.procs import bentoml_serve, free_port, require_binary, running
 from train.data import load_wine_frame
 
 pytestmark = pytest.mark.monitoring
@@ -35,14 +35,14 @@ RATE_INTERVAL = "30s"  # what $__rate_interval becomes in these queries
 
 def prometheus_config(directory: Path, targets: dict[str, str]) -> Path:
     """The repo's prometheus.yml, scraping every second, plus a second service job."""
-    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     for job in config["scrape_configs"]:
         job.pop("scrape_interval", None)
     config["scrape_configs"].append(
         {"job_name": "cepage-baseline", "file_sd_configs": [{"files": ["targets/baseline.json"]}]}
     )
-    (directory / "rules").symlink_to(ROOT / "prometheus" / "rules")
+    (directory / "rules").symlink_to(PROMETHEUS / "rules")
     (directory / "targets").mkdir()
     for job in ("service", "node", "mlflow", "prometheus", "alertmanager", "baseline"):
         content = [{"targets": [targets[job]]}] if job in targets else []
@@ -217,7 +217,7 @@ def has_data(prometheus: str, expr: str) -> bool:
 
 
 def load_dashboard(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((ROOT / "grafana" / "dashboards" / name).read_text())
+    data: dict[str, Any] = json.loads((GRAFANA / "dashboards" / name).read_text())
     return data
 
 

@@ -12,9 +12,21 @@ everywhere) and the receivers come from variables at deploy time:
     CEPAGE_ALERT_SMTP_PASSWORD
 
 With none set, alerts are still grouped and shown in Alertmanager's UI, just not sent anywhere.
+
+Why a renderer and not a committed alertmanager.yml with Alertmanager's ``*_file`` secret fields
+(checked with Alertmanager 0.25, Debian's, which ``cepage up`` runs, and its ``amtool``): the
+receivers are optional per environment, and Alertmanager's configuration has no conditionals,
+no environment variables and no includes, so the receiver list itself has to be produced. A
+``*_file`` field only moves a secret out of the file: a receiver whose file is missing still
+loads (``amtool check-config`` passes) and then fails every notification, instead of being
+absent; e-mail's ``to``, ``from`` and ``smarthost`` have no ``_file`` form (and an empty ``to`` is
+refused); and 0.25's webhook has no ``url_file`` at all (it arrived in 0.26). One renderer serves
+the three deployments (``cepage up``, the compose stack's ``alertmanager-config`` job, Ansible's
+hosts through that job), so routing and receivers have one home.
+
 Standard library only, so it runs wherever Python 3 does (the local stack, a container entrypoint):
 
-    python3 alertmanager/render.py --out /etc/alertmanager/alertmanager.yml
+    python3 monitoring/alertmanager/render.py --out /etc/alertmanager/alertmanager.yml
 
 The output is JSON, which is valid YAML; the file is created readable by its owner only.
 """
