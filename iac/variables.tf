@@ -209,15 +209,11 @@ variable "data_volume_iops" {
 # --- the stack ----------------------------------------------------------------------------------
 
 variable "stack_ports" {
-  description = "Ports of the stack's services on the instances (DESIGN.md). The one home of these numbers for the deployment: passed to Ansible through the inventory output."
+  description = "Ports the instances listen on, each of which reaches the deployment: `http`/`https`, the reverse proxy's (security group, load balancer backend, the proxy's published ports in compose's .env); `api`, the first private port of the model API replicas on service instances behind the load balancer (Prometheus on the control instance scrapes api, api+1, ...). The one home of these numbers: passed to Ansible through the inventory output. The services' own ports inside the containers are the images' (only the proxy is published)."
   type = object({
-    http       = optional(number, 80)
-    https      = optional(number, 443)
-    api        = optional(number, 3000)
-    ui         = optional(number, 8501)
-    mlflow     = optional(number, 5000)
-    prometheus = optional(number, 9090)
-    grafana    = optional(number, 3001)
+    http  = optional(number, 80)
+    https = optional(number, 443)
+    api   = optional(number, 3000)
   })
   default = {}
 

@@ -5,7 +5,7 @@ terraform {
   required_providers {
     scaleway = {
       source = "scaleway/scaleway"
-      # Exact: scripts/ci/scaleway-provider.sh reads this line to build the same version offline.
+      # Exact: tests/tools/scaleway-provider.sh reads this line to build the same version offline.
       version = "2.81.0"
     }
   }

@@ -1,6 +1,6 @@
 """Fixtures for the Ansible tests: the tools, the private Docker engine, and running playbooks.
 
-The engine is the offline shim the Docker tests use (``scripts/ci/docker_engine.py``: a private
+The engine is the offline shim the Docker tests use (``tests/tools/docker_engine.py``: a private
 dockerd under ``~/.cache/cepage/docker/`` and a debootstrap-made ``python:3.11-slim``); the host
 image (``tests/ansible/host/Dockerfile``) is a fresh Scaleway instance as cloud-init leaves it.
 """
@@ -25,7 +25,7 @@ PLAYBOOKS = ROOT / "playbooks"
 HERE = Path(__file__).resolve().parent
 INVENTORY_JSON = HERE / "terraform-inventory.dev.json"
 HOST_IMAGE = "cepage-ansible-host:test"
-APT_CACHE = Path(os.environ.get("CEPAGE_CACHE_DIR", Path.home() / ".cache" / "cepage")) / "apt"
+APT_CACHE = Path(os.environ.get("CEPAGE_CACHE", Path.home() / ".cache" / "cepage")) / "apt"
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",

@@ -16,7 +16,7 @@ What this container cannot do, and how it is checked instead (the test says so):
   Docker's packages are not installed and the stack is not pulled or started; daemon.json, the
   compose files and .env are verified as rendered, and the rendered project is validated by
   ``docker-compose config`` on the test machine;
-* no block device (``cepage_docker_manage_data_volume=false``): the data volume is not formatted
+* no block device (``cepage_storage_manage_volume=false``): the data volume is not formatted
   or mounted; daemon.json's data root on it is checked.
 """
 
@@ -53,7 +53,7 @@ PROXY_HASH = "$2a$14$abcdefghijklmnopqrstuv0123456789ABCDEFGHIJKLMNOPQRSTU"  # t
 OFFLINE = [
     "-e", "cepage_start_services=false",
     "-e", "cepage_docker_install_packages=false",
-    "-e", "cepage_docker_manage_data_volume=false",
+    "-e", "cepage_storage_manage_volume=false",
 ]  # fmt: skip
 INVENTORY = json.loads(INVENTORY_JSON.read_text())["all"]
 STACK_VARS = INVENTORY["vars"]
@@ -152,8 +152,8 @@ def test_fail2ban_unattended_upgrades_time_sync(deployed: Deployed) -> None:
 
 def test_docker_daemon_json(deployed: Deployed) -> None:
     daemon = json.loads(deployed.host.read("/etc/docker/daemon.json"))
-    assert daemon["log-driver"] == "json-file"
-    assert daemon["log-opts"] == {"max-size": "10m", "max-file": "3"}
+    # Log rotation has one home, the compose file's `logging` (tests/docker/test_config.py).
+    assert "log-opts" not in daemon and "log-driver" not in daemon
     assert daemon["live-restore"] is True
     # The host holding the state keeps Docker's data on the data volume.
     assert daemon["data-root"] == "/srv/cepage-data/docker"
@@ -187,11 +187,8 @@ def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed
     expected = {
         "CEPAGE_IMAGE_PREFIX": STACK_VARS["cepage_registry_endpoint"],
         "CEPAGE_IMAGE_TAG": TAG,
-        "CEPAGE_MODEL_NAME": "cepage-classifier",
         "CEPAGE_HTTP_PORT": str(ports["http"]),
         "CEPAGE_HTTPS_PORT": str(ports["https"]),
-        "CEPAGE_API_PORT": str(ports["api"]),
-        "CEPAGE_GRAFANA_PORT": str(ports["grafana"]),
         "CEPAGE_DOMAIN": HOST_VARS["ansible_host"],  # no domain_name: the public IP
         "CEPAGE_BIND_ADDRESS": "0.0.0.0",
         "MLFLOW_ARTIFACTS_DESTINATION": "s3://cepage-dev-mlflow-artifacts/mlflow",
@@ -205,6 +202,9 @@ def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed
         "CEPAGE_SERVICE_REPLICAS": "1",
     }
     assert {k: values.get(k) for k in expected} == expected
+    # Settings the dev inventory leaves unset keep the default of their one home (the model's
+    # name and the records per request: bento/settings.py), not a copy written here.
+    assert "CEPAGE_MODEL_NAME" not in values and "CEPAGE_MAX_RECORDS" not in values
 
 
 def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -> None:
@@ -235,20 +235,31 @@ def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -
     for port in (80, 443):
         assert any(p.startswith(f"0.0.0.0:{port}:{port}") for p in ports), ports
     # The monitoring role put the repository's configuration where the compose file mounts it.
-    for path in ("prometheus/prometheus.yml", "grafana/provisioning", "alertmanager/render.py"):
+    for path in (
+        "monitoring/prometheus/prometheus.yml",
+        "monitoring/grafana/provisioning",
+        "monitoring/alertmanager/render.py",
+    ):
         assert (tmp_path / "cepage" / path).exists(), path
+    for name in ("prometheus", "alertmanager-config", "grafana"):
+        for volume in config["services"][name]["volumes"]:
+            source = str(volume["source"]) if isinstance(volume, dict) else volume.split(":")[0]
+            if source.startswith("/"):  # a bind mount, not a named volume
+                assert Path(source).exists(), (name, source)
 
 
 def test_prometheus_targets_for_this_deployment(deployed: Deployed) -> None:
-    targets = "/opt/cepage/compose/prometheus-targets"
-    node = json.loads(deployed.host.read(f"{targets}/node.json"))
-    assert node == [{"targets": [f"{HOST_VARS['private_ip']}:9100"]}]
-    # The other files are the repository's (static targets, compose's replica-discovery sidecar).
-    for source in (ROOT / "compose" / "prometheus-targets").iterdir():
-        if source.is_file() and source.name != "node.json":
-            assert sha256(deployed.host.read(f"{targets}/{source.name}")) == sha256(
-                source.read_text()
-            ), source.name
+    targets = "/opt/cepage/monitoring/prometheus/targets"
+    # One host running the whole compose stack: Prometheus finds its service replicas by Docker's
+    # DNS (dns_sd), so service.json is written empty (none is stale); node_exporter runs on the
+    # host itself (compose's node-exporter profile stays off), listed by its private address.
+    [node] = json.loads(deployed.host.read(f"{targets}/node.json"))
+    assert [t.rsplit(":", 1)[1] for t in node["targets"]] == ["9100"], node
+    assert json.loads(deployed.host.read(f"{targets}/service.json")) == []
+    # The configuration beside them is the repository's, and reads them (file_sd).
+    config = deployed.host.read("/opt/cepage/monitoring/prometheus/prometheus.yml")
+    assert sha256(config) == sha256((ROOT / "monitoring/prometheus/prometheus.yml").read_text())
+    assert "targets/node.json" in config and "targets/service.json" in config
     args = deployed.host.read("/etc/default/prometheus-node-exporter")
     assert "--web.listen-address=:9100" in args
 

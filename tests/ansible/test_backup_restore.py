@@ -84,6 +84,8 @@ def inventory(base: Path, server: Postgres) -> Path:
         "cepage_start_services": False,
         "cepage_backup_install_packages": False,
         "cepage_backup_bin_dir": str(base / "bin"),
+        # Where restore.yml finds the scripts: the shared value the play gives the backup role.
+        "cepage_scripts_dir": str(base / "bin"),
         "cepage_backup_etc_dir": str(base / "etc"),
         "cepage_backup_systemd_dir": str(base / "systemd"),
         "cepage_backup_owner": pwd.getpwuid(os.geteuid()).pw_name,

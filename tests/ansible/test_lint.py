@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,31 @@ from tests.support.procs import BIN, require
 pytestmark = pytest.mark.ansible
 
 PLAYBOOK_FILES = sorted(p.name for p in PLAYBOOKS.glob("*.yml"))
+ROLES = sorted(p.name for p in (PLAYBOOKS / "roles").iterdir() if p.is_dir())
+
+
+def variables_of(roles: list[str], *paths: Path) -> list[str]:
+    """Every `<role>_...` name of the given roles written in the files under paths."""
+    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, roles)) + r")_\w+")
+    return [
+        f"{file.relative_to(PLAYBOOKS)}: {match.group(0)}"
+        for path in paths
+        for file in ([path] if path.is_file() else sorted(path.rglob("*")))
+        if file.is_file()
+        for match in pattern.finditer(file.read_text())
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_role_reads_no_other_roles_variables(role: str) -> None:
+    """What roles share reaches each as its own parameters (playbooks/group_vars/all/main.yml):
+    no role names another role's variables, so none depends on another's defaults or facts."""
+    assert variables_of([r for r in ROLES if r != role], PLAYBOOKS / "roles" / role) == []
+
+
+def test_playbooks_read_shared_values_not_a_roles_variables() -> None:
+    """site.yml and restore.yml use the shared values, never a role's internals."""
+    assert variables_of(ROLES, *(PLAYBOOKS / name for name in PLAYBOOK_FILES)) == []
 
 
 def test_every_playbook_is_checked() -> None:

@@ -3,8 +3,9 @@
 The real apply covers one instance (dev). The split deployment's differences are values the roles
 derive from the inventory: which services each host runs, where the proxy listens, what Prometheus
 scrapes, where the backup job finds the database, and the .env of each host. tests/ansible/
-render-hosts.yml renders them on the controller with the roles' own defaults and template, from a
-prod-shaped Terraform inventory (terraform-inventory.prod.json).
+render-hosts.yml renders them on the controller with the roles' own defaults and template and the
+playbooks' shared values (playbooks/group_vars/all), from a prod-shaped Terraform inventory
+(terraform-inventory.prod.json).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.ansible.conftest import HERE, TEST_VAULT, ansible_env, tool
 from tests.support.procs import ROOT
@@ -27,6 +29,7 @@ CONTROL = "cepage-prod-control"
 
 
 REPLICAS = 2  # model API replicas per service instance, as in prod's group_vars
+MAX_RECORDS = "500"  # an optional stack setting an environment gives
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run(
         [tool("ansible-playbook"), "-i", str(HERE / "terraform-inventory.prod.json"),
          "-e", f"@{vault}", "-e", f"render_dir={out}", "-e", f"cepage_service_replicas={REPLICAS}",
+         "-e", f"cepage_stack_max_records={MAX_RECORDS}",
+         # The playbook is in tests/ansible/: the repository is not its parent folder.
+         "-e", f"cepage_repo_dir={ROOT}",
          str(HERE / "render-hosts.yml")],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
@@ -79,9 +85,7 @@ def test_control_instance_runs_mlflow_and_monitoring_against_the_managed_databas
 ) -> None:
     derived = settings(rendered, CONTROL)
     assert "postgres" not in derived["services"]  # the managed database replaces it
-    assert {"mlflow", "prometheus-targets", "prometheus", "grafana", "proxy"} <= set(
-        derived["services"]
-    )
+    assert {"mlflow", "prometheus", "grafana", "proxy"} <= set(derived["services"])
     assert "service" not in derived["services"]
     # Reached directly (operators' UIs), not through the load balancer: it keeps HTTPS.
     assert "CEPAGE_SITE_SCHEME" not in env(rendered, CONTROL)
@@ -110,3 +114,34 @@ def test_prometheus_scrapes_every_host(rendered: Path) -> None:
         assert "docker-compose.metrics.yml" in settings(rendered, name)["compose_files"]
         assert env(rendered, name)["CEPAGE_SERVICE_METRICS_PORTS"] == f"3000-{3000 + REPLICAS - 1}"
     assert "docker-compose.metrics.yml" not in settings(rendered, CONTROL)["compose_files"]
+
+
+def test_shared_values_reach_every_role_from_one_home(rendered: Path) -> None:
+    """The stack, monitoring and backup roles get the same directory, compose project, database
+    password and PostgreSQL image, each defined once (playbooks/group_vars/all, the compose file,
+    Secret Manager), never copied into a role."""
+    compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        derived = settings(rendered, name)
+        assert derived["stack_dir"] == derived["monitoring_stack_dir"] == "/opt/cepage"
+        assert derived["backup_compose_dir"] == derived["stack_dir"] + "/compose"
+        assert set(derived["monitoring_compose_files"]) <= set(derived["compose_files"])
+        assert derived["backup_pg_image"] == compose["services"]["postgres"]["image"]
+        assert derived["backup_pg_password"] == "db/pass:from@secret-manager"
+        assert derived["docker_data_root"] == (
+            "/srv/cepage-data/docker" if name == CONTROL else "/var/lib/docker"
+        )
+    assert env(rendered, CONTROL)["POSTGRES_PASSWORD"] == "db/pass:from@secret-manager"
+
+
+def test_env_carries_only_the_settings_an_environment_gives(rendered: Path) -> None:
+    """Defaults live in their one home (bento/settings.py, the compose file): .env carries a
+    setting only when the inventory gives it, and no port that no deployment reads."""
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        values = env(rendered, name)
+        assert values["CEPAGE_MAX_RECORDS"] == MAX_RECORDS
+        for unset in ("CEPAGE_MODEL_NAME", "PROMETHEUS_RETENTION", "MLFLOW_WORKERS",
+                      "CEPAGE_PROXY_USER", "GRAFANA_ADMIN_USER"):  # fmt: skip
+            assert unset not in values, (name, unset)
+        assert not [k for k in values if k.endswith("_PORT") and k not in (
+            "CEPAGE_HTTP_PORT", "CEPAGE_HTTPS_PORT")], values  # fmt: skip

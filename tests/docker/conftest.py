@@ -1,8 +1,9 @@
 """Fixtures for the Docker tests: a private dockerd, a base image, and the images built for real.
 
-The engine and the local base image come from the offline shim ``scripts/ci/docker_engine.py``
-(dockerd started by hand with its own data root under ``~/.cache/cepage/docker/``, so layers are
-reused between runs; ``python:3.11-slim`` pulled when possible, else made with debootstrap).
+The engine and the local base image come from the offline stand-ins in ``tests/tools/``
+(``docker_engine.py``: dockerd started by hand with its own data root under
+``~/.cache/cepage/docker/``, so layers are reused between runs; ``base_image.py``:
+``python:3.11-slim`` pulled when possible, else made with debootstrap).
 """
 
 from __future__ import annotations

@@ -111,8 +111,11 @@ def test_compose_config_is_valid(profile: str) -> None:
         image = service["image"]
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (name, image)
         if name not in ("retrain", "alertmanager-config"):
-            assert "healthcheck" in service or name == "node-exporter", f"{name} has no healthcheck"
+            homes = healthcheck_homes(service)
+            assert len(homes) == 1 or (name == "node-exporter" and not homes), (name, homes)
             assert service.get("restart") in ("always", "unless-stopped", "no"), name
+        # Container logs rotate everywhere the stack runs: compose is the rule's one home.
+        assert service["logging"]["options"].keys() >= {"max-size", "max-file"}, name
         for dependency in (service.get("depends_on") or {}).values():
             assert dependency["condition"] in ("service_healthy", "service_completed_successfully")
     published = {n for n, s in services.items() if s.get("ports")}
@@ -128,6 +131,50 @@ def test_compose_config_is_valid(profile: str) -> None:
         assert services["service"]["image"] == "rg.fr-par.scw.cloud/cepage/service:1.2.3"
         assert services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
         assert services["service"]["deploy"]["replicas"] == 3
+
+
+def built_dockerfile(service: dict[str, Any]) -> Path | None:
+    """The Dockerfile compose builds the service's image from, if it builds one."""
+    build = service.get("build")
+    if build is None:
+        return None
+    return Path(build["context"]) / build.get("dockerfile", "Dockerfile")
+
+
+def healthcheck_homes(service: dict[str, Any]) -> list[str]:
+    """Where a service's healthcheck is written: its image's Dockerfile, the compose file."""
+    dockerfile = built_dockerfile(service)
+    homes = ["compose"] if "healthcheck" in service else []
+    if dockerfile is not None and "\nHEALTHCHECK " in dockerfile.read_text():
+        homes.append(str(dockerfile.relative_to(ROOT)))
+    return homes
+
+
+def test_each_value_has_one_home() -> None:
+    """Compose repeats no default the images or the Python settings own: the built images carry
+    their healthcheck, the retrain image its command; the service's and the UI's settings pass
+    through only when set (empty: bento/settings.py's and ui/settings.py's defaults)."""
+    services = rendered(BASE)["services"]
+    for name in ("mlflow", "service", "ui", "proxy"):
+        assert healthcheck_homes(services[name]) == [
+            str(built_dockerfile(services[name]).relative_to(ROOT))  # type: ignore[union-attr]
+        ], name
+    retrain = services["retrain"]
+    assert "command" not in retrain
+    assert 'CMD ["retrain", "--no-build"]' in built_dockerfile(retrain).read_text()  # type: ignore[union-attr]
+    passed = {
+        "service": ("CEPAGE_MODEL_NAME", "CEPAGE_MAX_RECORDS", "CEPAGE_MAX_BODY_BYTES"),
+        "retrain": ("CEPAGE_MODEL_NAME",),
+        "ui": ("CEPAGE_API_TIMEOUT_SECONDS",),
+        "mlflow": ("MLFLOW_WORKERS",),
+    }
+    for name, variables in passed.items():
+        for variable in variables:
+            assert services[name]["environment"][variable] in ("", None), (name, variable)
+    given = rendered(BASE, CEPAGE_MODEL_NAME="other-model", CEPAGE_MAX_RECORDS="50")["services"]
+    assert given["service"]["environment"]["CEPAGE_MODEL_NAME"] == "other-model"
+    assert given["retrain"]["environment"]["CEPAGE_MODEL_NAME"] == "other-model"
+    assert given["service"]["environment"]["CEPAGE_MAX_RECORDS"] == "50"
 
 
 def test_split_service_instances_publish_each_replica_on_the_private_address() -> None:
@@ -161,28 +208,11 @@ def test_prod_requires_registry_and_object_storage() -> None:
     assert "MLFLOW_ARTIFACTS_DESTINATION" in done.stderr or "CEPAGE_IMAGE_PREFIX" in done.stderr
 
 
-def test_prometheus_targets_cover_every_file_sd_file() -> None:
-    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-    wanted = {
-        Path(f).name
-        for job in [*config["scrape_configs"], *config["alerting"]["alertmanagers"]]
-        for sd in job.get("file_sd_configs", [])
-        for f in sd["files"]
-    }
-    # service.json is written by the discovery sidecar (one target per replica).
-    have = {p.name for p in (COMPOSE / "prometheus-targets").glob("*.json")} | {"service.json"}
-    assert wanted <= have, wanted - have
-    services = set(rendered(BASE)["services"])
-    for name in have - {"service.json"}:
-        for group in json.loads((COMPOSE / "prometheus-targets" / name).read_text()):
-            for target in group["targets"]:
-                host = target.split(":")[0]
-                assert host == "localhost" or host in services, (name, target)
-
-
 def test_grafana_mounts_match_its_provisioning() -> None:
     grafana = rendered(BASE)["services"]["grafana"]
-    provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/cepage.yml").read_text())
+    provider = yaml.safe_load(
+        (ROOT / "monitoring/grafana/provisioning/dashboards/cepage.yml").read_text()
+    )
     path = provider["providers"][0]["options"]["path"]
     targets = {str(v["target"]) if isinstance(v, dict) else v.split(":")[1]
                for v in grafana["volumes"]}  # fmt: skip

@@ -255,7 +255,7 @@ def test_compose_dev_stack_runs_the_built_images(docker: Docker, images: Images)
         )
 
     try:
-        services = ("service", "ui", "alertmanager-config", "prometheus-targets")
+        services = ("service", "ui", "alertmanager-config")
         up = run("up", "-d", "--no-deps", "--no-build", *services)
         assert up.returncode == 0, up.stderr[-4000:]
         ids = {name: run("ps", "-q", name).stdout.strip() for name in ("service", "ui")}
@@ -297,23 +297,6 @@ def test_compose_dev_stack_runs_the_built_images(docker: Docker, images: Images)
         owner, _, text = shown.stdout.partition("\n")
         assert owner == "65534", shown
         assert "route" in json.loads(text)
-
-        # The discovery sidecar found the service container by its compose name.
-        address = next(
-            iter(docker.inspect(ids["service"])["NetworkSettings"]["Networks"].values())
-        )["IPAddress"]
-        expected = [{"targets": [f"{address}:3000"], "labels": {"service": "cepage"}}]
-        targets: object = None
-        deadline = time.monotonic() + 60
-        while targets != expected and time.monotonic() < deadline:
-            time.sleep(1)
-            shown = docker.run(
-                "run", "--rm", "-v", f"{project}_prometheus-targets:/t:ro", "--entrypoint", "sh",
-                images.ui, "-c", "test -s /t/node.json && cat /t/service.json", check=False,
-            )  # fmt: skip
-            if shown.returncode == 0:
-                targets = json.loads(shown.stdout)
-        assert targets == expected, run("logs", "prometheus-targets").stdout
     finally:
         run("down", "-v", "--remove-orphans", timeout=120)
         for which in ("service", "ui"):

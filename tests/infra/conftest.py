@@ -1,7 +1,7 @@
 """Fixtures of the infrastructure tests: an initialised copy of iac/ and the dev/prod plans.
 
 The provider is obtained the normal way first (`terraform init` from the registry). Where that
-fails (an offline machine, CI here), scripts/ci/scaleway-provider.sh builds it from source into a
+fails (an offline machine, CI here), tests/tools/scaleway-provider.sh builds it from source into a
 cached filesystem mirror and the copies use a CLI config pointing at it. A machine that can do
 neither skips these tests on a laptop and fails them with CI=true.
 """

@@ -29,11 +29,11 @@ POLICIES = ROOT / "tests" / "infra" / "checkov"
 
 @pytest.fixture(scope="session")
 def checkov() -> Path:
-    """checkov, in its own venv under the cache (scripts/ci/iac-tools.sh)."""
+    """checkov, in its own venv under the cache (scripts/iac-tools.sh)."""
     exe = CACHE / "venvs" / "checkov" / "bin" / "checkov"
     if not exe.exists():
         subprocess.run(["bash", str(SCRIPTS / "iac-tools.sh")], capture_output=True, check=False)
-    require(exe.exists(), "checkov is not installed: run scripts/ci/iac-tools.sh")
+    require(exe.exists(), "checkov is not installed: run scripts/iac-tools.sh")
     return exe
 
 

@@ -23,11 +23,11 @@ SUMMARY = re.compile(r"^(\d+) scenarios \(([^)]*)\)", re.M)
 
 @pytest.fixture(scope="session")
 def compliance() -> Path:
-    """terraform-compliance, in its own venv under the cache (scripts/ci/iac-tools.sh)."""
+    """terraform-compliance, in its own venv under the cache (scripts/iac-tools.sh)."""
     exe = CACHE / "venvs" / "terraform-compliance" / "bin" / "terraform-compliance"
     if not exe.exists():
         subprocess.run(["bash", str(SCRIPTS / "iac-tools.sh")], capture_output=True, check=False)
-    require(exe.exists(), "terraform-compliance is not installed: run scripts/ci/iac-tools.sh")
+    require(exe.exists(), "terraform-compliance is not installed: run scripts/iac-tools.sh")
     return exe
 
 

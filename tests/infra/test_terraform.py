@@ -153,6 +153,13 @@ def test_inventory_output(env: str, plans: dict[str, dict[str, Any]]) -> None:
     group_vars = known["vars"]
     assert group_vars["cepage_environment"] == env
     assert group_vars["cepage_ports"] == values["stack_ports"]
+    # stack_ports is the one home of these numbers: each one reaches the deployment (the security
+    # group or the load balancer here, or the playbooks through the inventory).
+    deploy_files = [*IAC.glob("*.tf"), *(IAC.parent / "playbooks").rglob("*.y*ml"),
+                    *(IAC.parent / "playbooks").rglob("*.j2")]  # fmt: skip
+    text = "\n".join(path.read_text() for path in deploy_files)
+    for port in values["stack_ports"]:
+        assert f"cepage_ports.{port}" in text or f"var.stack_ports.{port}" in text, port
     assert group_vars["ansible_user"] == values["admin_username"]
     buckets = {after(rc)["name"] for rc in resources(plan, "scaleway_object_bucket")}
     assert set(group_vars["cepage_buckets"].values()) == buckets
@@ -172,7 +179,7 @@ def test_inventory_output(env: str, plans: dict[str, dict[str, Any]]) -> None:
         ("service_instance_count", "0", "between 1 and 10"),
         ("instance_type", "play2-nano", "upper case"),
         ("name_suffix", "Has_Upper", "1-12 lowercase letters and digits"),
-        ("stack_ports", '{"api": 8501}', "cannot share a port"),
+        ("stack_ports", '{"api": 443}', "cannot share a port"),
         ("data_volume_iops", "7000", "5000 or 15000"),
     ],
 )

