@@ -62,7 +62,7 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	@$(BIN)/ruff format .
 
 typecheck: $(STAMP) ## mypy on all Python
-	@$(BIN)/mypy train bento ui tests bench scripts compose alertmanager
+	@$(BIN)/mypy train bento ui cli stack contracts tests bench scripts monitoring
 
 bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
 	@$(BIN)/python -m bench.serving --write docs/performance.md
@@ -108,7 +108,7 @@ infra-destroy: ## Destroy everything of ENV=dev|prod (asks for confirmation)
 	@$(INFRA) destroy $(ENV)
 
 infra-lint: ## tflint (every rule of the bundled Terraform ruleset) on iac/ and iac/bootstrap
-	@tflint="$$(command -v tflint || bash scripts/ci/tflint.sh | tail -n1)"; \
+	@tflint="$$(command -v tflint || bash tests/tools/tflint.sh | tail -n1)"; \
 	  for dir in iac iac/bootstrap; do "$$tflint" --chdir=$$dir --config="$$PWD/iac/.tflint.hcl" || exit 1; done
 
 infra-output: ## Terraform outputs of ENV=dev|prod as JSON (ansible_inventory is Ansible's inventory)
@@ -158,7 +158,7 @@ lint-config: $(STAMP) ## yamllint, actionlint (+shellcheck), workflow/dependabot
 	@$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	@$(BIN)/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
 	@$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
-	@"$$(bash scripts/ci/actionlint.sh | tail -n1)" -no-color -oneline
+	@"$$(command -v actionlint || bash tests/tools/actionlint.sh | tail -n1)" -no-color -oneline
 	@$(BIN)/hadolint --failure-threshold info compose/*/Dockerfile
 	@if [ -d playbooks ]; then $(BIN)/ansible-lint --offline playbooks; fi
 
@@ -167,7 +167,7 @@ smoke: $(STAMP) ## Smoke-test a deployed service: make smoke URL=https://api.exa
 	@$(BIN)/python scripts/smoke.py "$(URL)"
 
 infra-compliance: ## Plan ENV=dev|prod, check it with terraform-compliance, write iac/.terraform/reports/ENV.md
-	@TERRAFORM="$(TERRAFORM)" bash scripts/ci/plan-report.sh $(ENV)
+	@TERRAFORM="$(TERRAFORM)" bash scripts/plan-report.sh $(ENV)
 
 clean: ## Remove the local stack's data (.cepage/) and caches; keeps .venv
 	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache
