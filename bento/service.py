@@ -57,6 +57,12 @@ class Classifier:
     # Declares the dependency so `bentoml build` packs the model into the Bento.
     model_ref = bentoml.models.BentoModel(f"{model_name()}:latest")
 
+    @bentoml.on_deployment
+    def check_settings() -> None:
+        """Refuse to start, before any worker, when a setting is wrong (an unreadable
+        CEPAGE_API_KEY_FILE must not become a service answering 500 or running open)."""
+        load_settings()
+
     def __init__(self) -> None:
         self.settings = load_settings()
         self.metrics = create_metrics()

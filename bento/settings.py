@@ -55,7 +55,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         max_records=env.integer("CEPAGE_MAX_RECORDS", 1000, environ, minimum=1),
         # > 0: every worker checks the BentoML store this often and swaps in a newer model
         # without a restart (the local stack uses it; an image carries one model and keeps 0).
-        reload_seconds=env.number("CEPAGE_MODEL_RELOAD_SECONDS", 0.0, environ, minimum=0),
+        reload_seconds=env.number("CEPAGE_MODEL_RELOAD_SECONDS", 0.0, environ),
         # Signs prediction ids so feedback can be checked without shared state between
         # workers or replicas. Unset: derived from the model (fine locally, forgeable).
         feedback_key=env.optional_text("CEPAGE_FEEDBACK_KEY", environ),

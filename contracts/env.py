@@ -28,9 +28,14 @@ def optional_text(name: str, env: Mapping[str, str] | None = None) -> str | None
 
 
 def integer(
-    name: str, default: int, env: Mapping[str, str] | None = None, *, minimum: int | None = None
+    name: str,
+    default: int,
+    env: Mapping[str, str] | None = None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
-    """An integer variable (at least ``minimum`` when given)."""
+    """An integer variable (within ``minimum`` and ``maximum`` when given)."""
     raw = _raw(name, env)
     if not raw:
         return default
@@ -40,7 +45,14 @@ def integer(
         raise ValueError(f"{name} must be an integer, not {raw!r}.") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, not {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, not {value}.")
     return value
+
+
+def port(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """A TCP port number."""
+    return integer(name, default, env, minimum=1, maximum=65535)
 
 
 def number(

@@ -116,9 +116,16 @@ def ensure_served_model(settings: Settings, retrain: bool) -> None:
             typer.secho("No served model yet: training the default model first.", fg="cyan")
             trained = train(settings)
             version, decision = promote(settings, version=trained.version)
-            typer.echo(f"Version {version}: {decision.reason}.")
-            if not decision.promote and not retrain:
-                raise typer.Exit(1)
+            if decision.promote:
+                typer.secho(f"Promoted version {version} to @champion: {decision.reason}.")
+            else:
+                typer.secho(
+                    f"Rejected version {version} (now @challenger; @champion unchanged): "
+                    f"{decision.reason}.",
+                    fg="yellow",
+                )
+                if not retrain:
+                    raise typer.Exit(1)
         packaged = package(settings, build=True)
     except StepError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

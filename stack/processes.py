@@ -151,16 +151,22 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -
 
 
 def stop_groups(procs: Sequence[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
-    """Stop several groups at once: SIGTERM to all first, so their shutdowns overlap."""
-    trees = {proc.pid: process_tree(proc.pid)[1:] for proc in procs}
+    """Stop several groups at once: SIGTERM to all, one shared deadline, then SIGKILL to what is
+    left of any of them (their escaped descendants included)."""
+    trees = [process_tree(proc.pid)[1:] for proc in procs]
     for proc in procs:
         if proc.poll() is None:
             _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
     for proc in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=timeout)
-        stop_group(proc, timeout)
-        _reap(trees[proc.pid], timeout)
+    for proc, tree in zip(procs, trees, strict=True):
+        _reap([*tree, *_group_members(proc.pid)], timeout=2.0)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

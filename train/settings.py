@@ -62,15 +62,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         experiment=env.text("CEPAGE_EXPERIMENT", "cepage", environ),
         # The gate: a candidate must reach the floor and lose at most `tolerance` macro-F1
         # against the champion on the same held-out rows. Documented in docs/cli.md.
-        gate_tolerance=env.number("CEPAGE_GATE_TOLERANCE", 0.01, environ, minimum=0),
+        # A negative tolerance asks the candidate to beat the champion by that margin.
+        gate_tolerance=env.number("CEPAGE_GATE_TOLERANCE", 0.01, environ),
         gate_floor=env.number("CEPAGE_GATE_FLOOR", 0.80, environ, minimum=0),
         host=env.text("CEPAGE_HOST", "127.0.0.1", environ),
-        mlflow_port=env.integer("CEPAGE_MLFLOW_PORT", 5000, environ, minimum=1),
-        api_port=env.integer("CEPAGE_API_PORT", 3000, environ, minimum=1),
-        ui_port=env.integer("CEPAGE_UI_PORT", 8501, environ, minimum=1),
-        prometheus_port=env.integer("CEPAGE_PROMETHEUS_PORT", 9090, environ, minimum=1),
-        alertmanager_port=env.integer("CEPAGE_ALERTMANAGER_PORT", 9093, environ, minimum=1),
-        node_exporter_port=env.integer("CEPAGE_NODE_EXPORTER_PORT", 9100, environ, minimum=1),
+        mlflow_port=env.port("CEPAGE_MLFLOW_PORT", 5000, environ),
+        api_port=env.port("CEPAGE_API_PORT", 3000, environ),
+        ui_port=env.port("CEPAGE_UI_PORT", 8501, environ),
+        prometheus_port=env.port("CEPAGE_PROMETHEUS_PORT", 9090, environ),
+        alertmanager_port=env.port("CEPAGE_ALERTMANAGER_PORT", 9093, environ),
+        node_exporter_port=env.port("CEPAGE_NODE_EXPORTER_PORT", 9100, environ),
         api_key=env.secret("CEPAGE_API_KEY", environ),
     )
 

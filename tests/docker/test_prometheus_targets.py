@@ -207,6 +207,14 @@ def test_prometheus_scrapes_each_replica_found_by_dns(
 
         # Prometheus found itself by its compose name; what is not running gives no target
         # (and no failing one): MLflow, node-exporter and Alertmanager were not started here.
+        # (A target found but not yet scraped is "unknown": its first scrape comes within the
+        # global 15 s interval.)
+        deadline = time.monotonic() + 60
+        unscraped = {"unknown"}
+        while time.monotonic() < deadline and unscraped & set(
+            scraped(prometheus, "prometheus").values()
+        ):
+            time.sleep(2)
         assert list(scraped(prometheus, "prometheus").values()) == ["up"]
         for job in ("mlflow", "node", "alertmanager"):
             assert scraped(prometheus, job) == {}, job

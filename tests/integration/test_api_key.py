@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.procs import bentoml_serve, cepage, stack_env
+from tests.support.procs import (
+    BIN,
+    ROOT,
+    bentoml_serve,
+    cepage,
+    free_port,
+    private_bentoml_home,
+    stack_env,
+)
 from ui.client import ApiClient, ApiError
 
 pytestmark = pytest.mark.integration
@@ -76,3 +85,24 @@ def test_cepage_predict_sends_the_key(
     done = cepage(*args, env=stack_env(trained_home, CEPAGE_API_KEY=KEY))
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["predictions"][0]["label"]
+
+
+def test_an_unreadable_key_file_stops_the_service_before_it_serves(
+    trained_home: Path, tmp_path: Path
+) -> None:
+    # Refuse to start rather than run open or answer 500s: checked once, before any worker.
+    port = free_port()
+    env = stack_env(trained_home, CEPAGE_API_KEY_FILE=str(tmp_path / "missing"))
+    env["BENTOML_HOME"] = str(private_bentoml_home(trained_home, port))
+    argv = [str(BIN / "bentoml"), "serve", "bento.service:Classifier", "--port", str(port)]
+    done = subprocess.run(
+        [*argv, "--host", "127.0.0.1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert f"CEPAGE_API_KEY_FILE={tmp_path / 'missing'} cannot be read" in done.stderr
