@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,16 @@ import pytest
 import requests
 
 from stack.home import prepare_home
+from tests.support import skips
 from tests.support.procs import bentoml_serve
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter,
+) -> Generator[None, object, object]:
+    """At the end of the run: the layers that did not run for a missing tool, and `make deps`."""
+    return (yield from skips.pytest_terminal_summary(terminalreporter))
 
 
 @pytest.fixture(scope="session")

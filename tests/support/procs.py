@@ -16,6 +16,7 @@ import pytest
 
 from stack.home import BIN, cepage, stack_env
 from stack.processes import ROOT, free_port, running
+from tests.support import skips
 
 __all__ = [
     "BIN",
@@ -42,6 +43,7 @@ def require(condition: bool, reason: str) -> None:
     """Skip when a tool is missing on a laptop; fail in CI so CI never goes green by skipping."""
     if condition:
         return
+    skips.note(reason)  # for the summary at the end of the run (tests/support/skips.py)
     if in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)

@@ -29,9 +29,10 @@ BIN_DIR="$CACHE/bin"
 BINARY="${OUT:-$BIN_DIR/$NAME-v$VERSION}"
 
 if [[ ! -x "$BINARY" ]]; then
-  command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
+  # Go on PATH, else where the official archive or .ci/deps (`make deps`) puts it.
+  command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin:$CACHE/go/sdk/bin"
   command -v go >/dev/null 2>&1 || {
-    echo "go-tool.sh: the Go toolchain (>= 1.21; Go fetches a newer one a module needs) is needed to build $NAME v$VERSION" >&2
+    echo "go-tool.sh: the Go toolchain (>= 1.21; Go fetches a newer one a module needs) is needed to build $NAME v$VERSION: make deps installs it" >&2
     exit 1
   }
   mkdir -p "$CACHE/go/mod" "$CACHE/go/build" "$(dirname "$BINARY")"

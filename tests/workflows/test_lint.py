@@ -1,6 +1,6 @@
 """Linters on the CI/CD files: actionlint (with shellcheck on every `run:` script), the vendored
 GitHub workflow, action and Dependabot JSON schemas, yamllint over every YAML file of the
-repository, shellcheck on the CI scripts (scripts/, tests/tools/, .ci/run). Each is also shown to
+repository, shellcheck on the CI scripts (scripts/, tests/tools/, .ci/). Each is also shown to
 fail on a broken copy."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ CI_SCRIPTS = [
     *sorted((ROOT / "scripts").glob("*.sh")),
     *sorted((ROOT / "tests" / "tools").glob("*.sh")),
     ROOT / ".ci" / "run",
+    ROOT / ".ci" / "deps",
 ]
 
 
