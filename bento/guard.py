@@ -3,6 +3,13 @@
 BentoML picks a decoder by Content-Type, so a form-encoded body would otherwise be parsed as a form
 and answered with a confusing error; and without a limit a huge body is read whole into memory.
 With an API key configured, a request without it is answered 401 before its body is read.
+
+Only JSON passes (a request without a Content-Type is read as JSON, as BentoML does). BentoML's own
+``application/vnd.bentoml+pickle`` (what its services send each other) is refused here too: nothing
+the project loads is unpickled, so a pickle from the public must never reach BentoML's pickle
+decoder, whatever BentoML's own check (an ``is_main`` test deep in its server) decides in a later
+version or another topology. BentoML's refusal also answers a list, ``[{"error": ...}]``, not the
+``{"error": ...}`` object the OpenAPI document promises for 415.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-JSON_TYPES = ("application/json", "application/vnd.bentoml+pickle")
+# What a guarded POST may send; a missing Content-Type counts as the first.
+JSON_TYPES = ("application/json",)
 
 
 API_KEY_HEADER = "x-api-key"

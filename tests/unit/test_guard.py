@@ -44,6 +44,44 @@ def test_other_media_types_get_415() -> None:
     assert "application/json" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "media",
+    [
+        "application/vnd.bentoml+pickle",
+        "Application/VND.BentoML+Pickle; charset=binary",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/plain",
+    ],
+)
+def test_anything_but_json_is_refused_before_the_app_reads_it(media: str) -> None:
+    # BentoML would unpickle a pickle body (it refuses one only when it believes it is the main
+    # service): the guard must not let a pickle from the public reach its decoder.
+    reached: list[bytes] = []
+
+    async def record(request: Request) -> JSONResponse:
+        reached.append(await request.body())
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/predict", record, methods=["POST"])])
+    guarded = TestClient(RequestGuard(app, paths=("/predict",), max_body_bytes=100))
+    response = guarded.post("/predict", content=b"\x80\x05N.", headers={"content-type": media})
+    assert response.status_code == 415
+    refused = media.partition(";")[0].lower()
+    assert response.json() == {"error": f"Content-Type must be application/json, not {refused!r}."}
+    assert reached == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"content-type": "application/json; charset=utf-8"}, {"content-type": "APPLICATION/JSON"}],
+    ids=["no content-type", "with parameters", "upper case"],
+)
+def test_json_in_any_spelling_or_no_content_type_passes(headers: dict[str, str]) -> None:
+    response = client().post("/predict", content=b"{}", headers=headers)
+    assert response.status_code == 200
+
+
 def test_oversized_bodies_get_413_declared_or_streamed() -> None:
     big = b"x" * 101
     response = client().post("/predict", content=big, headers={"content-type": "application/json"})
