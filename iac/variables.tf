@@ -252,7 +252,7 @@ variable "load_balancer_type" {
 # --- data ---------------------------------------------------------------------------------------
 
 variable "managed_database" {
-  description = "Use a managed PostgreSQL (Scaleway Database, with automated backups) as MLflow's backend store instead of SQLite on the data volume."
+  description = "Use a managed PostgreSQL (Scaleway Database, with automated backups) as MLflow's backend store instead of the stack's own PostgreSQL container on the data volume."
   type        = bool
   default     = false
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The stack's images in a container registry, for the release and deploy workflows (.github/).
 #
-#   images.sh names                          the images the stack is made of, one a line
+#   images.sh names                          the images the stack is made of, one a line: the
+#                                            services compose/docker-compose.yml builds
 #   images.sh exists PREFIX TAG              exit 0 when every image PREFIX/NAME:TAG is in the registry
 #   images.sh push PREFIX TAG                push the locally built PREFIX/NAME:TAG of every image;
 #                                            refuses to overwrite a different image (immutable tags)
@@ -12,16 +13,29 @@
 #
 # PREFIX is a registry namespace, e.g. rg.fr-par.scw.cloud/cepage-dev (Terraform's
 # `registry_endpoint` output). Log in first (`docker login rg.fr-par.scw.cloud -u nologin`, the
-# password being the Scaleway secret key). The names are the compose services built by
-# `make docker-images`: compose/docker-compose.yml is their one home.
+# password being the Scaleway secret key). The names are the compose services that have a
+# `build:` (the ones `make docker-images` builds): compose/docker-compose.yml is their one home.
 set -euo pipefail
 
-IMAGES=(service ui mlflow retrain proxy)
+COMPOSE_FILE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/compose/docker-compose.yml"
 
 die() {
   echo "images.sh: $*" >&2
   exit 1
 }
+
+# The services of the compose file that have a `build:` key, in the file's order.
+built_services() {
+  awk '
+    /^[^ #]/ { in_services = ($0 ~ /^services:/); name = ""; next }
+    in_services && /^  [A-Za-z0-9_.-]+:/ { name = $1; sub(/:.*/, "", name); next }
+    in_services && name != "" && /^    build:/ { print name; name = "" }
+  ' "$COMPOSE_FILE"
+}
+
+IMAGES=()
+while IFS= read -r name; do IMAGES+=("$name"); done < <(built_services)
+((${#IMAGES[@]})) || die "no service with a build: in $COMPOSE_FILE"
 
 # The manifest digest of a remote image, or nothing when it does not exist.
 remote_digest() {
@@ -84,7 +98,7 @@ case "$action" in
     done
     ;;
   *)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,5 @@
-# dev: one small instance runs the whole stack (reverse proxy, model service, UI, MLflow with
-# SQLite on the data volume, Prometheus, Grafana, Alertmanager).
+# dev: one small instance runs the whole stack (reverse proxy, model service, UI, MLflow with its
+# PostgreSQL in a container on the data volume, Prometheus, Grafana, Alertmanager).
 # Operator-specific inputs are not here: set TF_VAR_admin_cidrs and TF_VAR_ssh_public_keys, or
 # write them in envs/dev.local.tfvars (gitignored). See docs/install.md#3-scaleway-the-infrastructure-with-terraform.
 environment            = "dev"

@@ -56,7 +56,7 @@ def test_metadata_carries_the_schema_and_metrics(metadata: dict[str, Any]) -> No
     assert metadata["run_id"]
     assert metadata["metrics"]["f1_macro"] > 0.9
     schema = metadata["feature_schema"]
-    assert schema["classes"] == ["class_0", "class_1", "class_2"]
+    assert schema["classes"] == ["Barbera", "Grignolino", "Nebbiolo"]
     names = [f["name"] for f in schema["features"]]
     assert "od280/od315_of_diluted_wines" in names
     for feature in schema["features"]:
@@ -90,12 +90,12 @@ def test_feedback_on_a_real_prediction(api_url: str, median_record: dict[str, fl
     ("body", "field", "kind"),
     [
         (
-            {"prediction_id": "p1.made.up", "label": "class_0"},
+            {"prediction_id": "p1.made.up", "label": "Nebbiolo"},
             ["prediction_id"],
             "unknown_prediction",
         ),
         ({"prediction_id": "x"}, ["label"], "missing"),
-        ({"prediction_id": "x", "label": "class_0", "extra": 1}, ["extra"], "extra_forbidden"),
+        ({"prediction_id": "x", "label": "Nebbiolo", "extra": 1}, ["extra"], "extra_forbidden"),
     ],
 )
 def test_bad_feedback_gets_400_naming_the_field(

@@ -269,4 +269,4 @@ def test_feedback_accuracy_and_prediction_mix(prometheus: str) -> None:
     mix = query(
         prometheus, 'sum by (label) (increase(cepage_predictions_total{job="cepage-baseline"}[5m]))'
     )
-    assert {s["metric"]["label"] for s in mix} == {"class_0", "class_1", "class_2"}
+    assert {s["metric"]["label"] for s in mix} == {"Nebbiolo", "Grignolino", "Barbera"}

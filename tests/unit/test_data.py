@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from train.data import DataError, load_dataset, load_wine_frame, validate
+from train.data import WINE_CULTIVARS, DataError, load_dataset, load_wine_frame, validate
 
 
 def frame(rows: int = 12) -> pd.DataFrame:
@@ -24,10 +24,23 @@ def frame(rows: int = 12) -> pd.DataFrame:
 
 def test_wine_loads_with_named_classes_and_a_slash_feature() -> None:
     dataset = load_dataset(None, None)
-    assert dataset.classes == ["class_0", "class_1", "class_2"]
+    assert dataset.classes == ["Barbera", "Grignolino", "Nebbiolo"]
     assert "od280/od315_of_diluted_wines" in dataset.features.columns
     assert dataset.features.shape == (178, 13)
     assert dataset.features.dtypes.eq("float64").all()
+
+
+def test_wine_cultivars_follow_the_source_counts() -> None:
+    # Forina et al. (the UCI source): 59 Barolo (Nebbiolo), 71 Grignolino, 48 Barbera wines, which
+    # are scikit-learn's target codes 0, 1 and 2 in that order.
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    assert list(bunch.target_names) == ["class_0", "class_1", "class_2"]
+    assert np.bincount(bunch.target).tolist() == [59, 71, 48]
+    counts = load_wine_frame()["cultivar"].value_counts().to_dict()
+    assert counts == {"Nebbiolo": 59, "Grignolino": 71, "Barbera": 48}
+    assert WINE_CULTIVARS == ("Nebbiolo", "Grignolino", "Barbera")
 
 
 def test_valid_frame_passes_and_labels_become_strings() -> None:

@@ -9,9 +9,9 @@ from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
 
 def test_issued_id_verifies_with_its_content() -> None:
     ids = PredictionIds(b"k", max_age_seconds=60)
-    token = ids.issue("7", "class_1", now=1000)
+    token = ids.issue("7", "Grignolino", now=1000)
     issued = ids.verify(token, now=1030)
-    assert (issued.model_version, issued.label, issued.issued_at) == ("7", "class_1", 1000)
+    assert (issued.model_version, issued.label, issued.issued_at) == ("7", "Grignolino", 1000)
 
 
 def test_ids_are_unique() -> None:
@@ -29,9 +29,9 @@ def test_malformed_ids_are_refused(token: str) -> None:
 
 def test_tampered_or_foreign_ids_are_refused() -> None:
     ids = PredictionIds(b"k", max_age_seconds=60)
-    token = ids.issue("1", "class_0")
+    token = ids.issue("1", "Nebbiolo")
     prefix, body, sig = token.split(".")
-    forged = PredictionIds(b"other", 60).issue("1", "class_0")
+    forged = PredictionIds(b"other", 60).issue("1", "Nebbiolo")
     with pytest.raises(InvalidPredictionIdError, match="not issued"):
         ids.verify(forged)
     with pytest.raises(InvalidPredictionIdError):
