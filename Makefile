@@ -12,7 +12,7 @@ LOCK    := requirements/dev.lock
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/pytest
 
-.PHONY: help setup up test test-unit test-integration test-ui test-monitoring test-docker test-infra lint format typecheck bench lock clean
+.PHONY: help setup deps up test test-unit test-integration test-ui test-monitoring test-docker test-infra lint format typecheck bench lock clean distclean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +20,8 @@ help: ## Show this help
 $(STAMP): $(LOCK) pyproject.toml
 	@test -n "$(PYTHON)" || { echo "cepage needs Python >= 3.11 (python3.11 or newer on PATH)."; exit 1; }
 	@echo "==> Setting up $(VENV) with $(PYTHON) from $(LOCK)"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "$(PYTHON) -m venv failed: on Debian/Ubuntu, sudo apt-get install python3-venv (docs/install.md)."; exit 1; }
 	@$(BIN)/python -m pip install -q --upgrade "uv>=0.4"
 	@$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python $(LOCK)
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
@@ -28,10 +29,13 @@ $(STAMP): $(LOCK) pyproject.toml
 
 setup: $(STAMP) ## Create .venv with the locked dependencies (done by every target that needs it)
 
+deps: ## Install what every test layer drives: Debian packages (sudo if not root), Go, tools in ~/.cache/cepage
+	@bash .ci/deps
+
 up: $(STAMP) ## Run the local stack: MLflow UI :5000, API :3000, UI :8501 (trains on first run)
 	@$(BIN)/cepage up
 
-test: $(STAMP) ## The whole suite: lint, types, unit, integration (real MLflow + bentoml serve), UI (AppTest + Chromium)
+test: $(STAMP) ## The whole suite (~13 min); layers whose tools are missing skip and are listed at the end: make deps
 	@$(MAKE) --no-print-directory lint typecheck
 	@$(PYTEST) tests
 
@@ -67,6 +71,10 @@ typecheck: $(STAMP) ## mypy on all Python
 bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
 	@$(BIN)/python -m bench.serving --write docs/performance.md
 
+.PHONY: screenshots
+screenshots: $(STAMP) ## Retake the docs' pictures (docs/img/) from the real stack in a temporary home, with Chromium (~2 min)
+	@$(BIN)/python -m scripts.screenshots --out docs/img
+
 lock: ## Re-resolve the lock files from pyproject.toml (needs uv)
 	@for extra in dev service ui; do \
 	  uv pip compile pyproject.toml --extra $$extra --python-version 3.11 --universal -q \
@@ -77,7 +85,7 @@ COMPOSE_DEV := docker compose -f compose/docker-compose.yml -f compose/docker-co
 
 .PHONY: docker-images compose-up compose-down
 
-docker-images: $(STAMP) ## Build the service image from the newest Bento, plus the UI, MLflow and retrain images
+docker-images: $(STAMP) ## Build every image compose builds (scripts/images.sh names): service (from the newest Bento), ui, mlflow, retrain, proxy
 	@BENTOML_HOME=$${BENTOML_HOME:-.cepage/bentoml} $(BIN)/bentoml containerize cepage:latest -t cepage-service:bento
 	@$(COMPOSE_DEV) --profile jobs build
 
@@ -169,5 +177,10 @@ smoke: $(STAMP) ## Smoke-test a deployed service: make smoke URL=https://api.exa
 infra-compliance: ## Plan ENV=dev|prod, check it with terraform-compliance, write iac/.terraform/reports/ENV.md
 	@TERRAFORM="$(TERRAFORM)" bash scripts/plan-report.sh $(ENV)
 
-clean: ## Remove the local stack's data (.cepage/) and caches; keeps .venv
-	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the local stack's data (.cepage/) and the linters' and tests' caches; keeps .venv
+	rm -rf .cepage .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+distclean: clean ## clean, plus .venv, build files and Terraform's/Ansible's local caches (not ~/.cache/cepage)
+	rm -rf $(VENV) .ansible iac/.terraform iac/bootstrap/.terraform build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	@echo "Kept: ~/.cache/cepage (tools built for the tests, shared by every clone): rm -rf ~/.cache/cepage"

@@ -1,4 +1,8 @@
-"""The real page in a real browser: `streamlit run ui/app.py` driven through Chromium."""
+"""The real page in a real browser: `streamlit run ui/app.py` driven through Chromium.
+
+The browser is `CEPAGE_CHROMIUM` when set, else the first Chromium or Chrome found on PATH or in
+macOS's /Applications, else the one `playwright install chromium` downloaded (docs/ui.md).
+"""
 
 from __future__ import annotations
 
@@ -10,29 +14,31 @@ from typing import Any
 import pytest
 import requests
 
+from scripts.chromium import ARGS as CHROMIUM_ARGS
+from scripts.chromium import MISSING as NO_CHROMIUM
+from scripts.chromium import locate as locate_chromium
 from tests.support.procs import BIN, ROOT, free_port, require, running
 from ui.form import input_spec, readable_label
 from ui.responses import Metadata
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 WAIT_MS = 60_000
 
 
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """The Chromium to drive; none: skip (fail with CI=true) saying how to get one."""
+    found = locate_chromium()
+    require(found is not None, NO_CHROMIUM)
+    assert found is not None
+    require(found.is_file(), f"CEPAGE_CHROMIUM={found} is not a file")
+    return found
+
+
 @pytest.fixture
-def ui_url(api_url: str, tmp_path: Path) -> Iterator[str]:
+def ui_url(chromium: Path, api_url: str, tmp_path: Path) -> Iterator[str]:
     """A real `streamlit run ui/app.py` pointed at the real service; yields its URL."""
-    require(CHROMIUM.exists(), "chromium is not installed (apt-get install chromium)")
     port = free_port()
     env = {
         **os.environ,
@@ -48,7 +54,7 @@ def ui_url(api_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 def test_predict_in_a_real_browser(
-    ui_url: str, api_url: str, served: Metadata, tmp_path: Path
+    chromium: Path, ui_url: str, api_url: str, served: Metadata, tmp_path: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -62,7 +68,7 @@ def test_predict_in_a_real_browser(
     target = readable_label(served.schema.target).lower()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(ui_url)
