@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from stack.processes import start, stop_group, wait_until
 from tests.support.procs import (
     BIN,
-    ROOT,
     bentoml_serve,
     cepage,
     free_port,
@@ -95,14 +94,12 @@ def test_an_unreadable_key_file_stops_the_service_before_it_serves(
     env = stack_env(trained_home, CEPAGE_API_KEY_FILE=str(tmp_path / "missing"))
     env["BENTOML_HOME"] = str(private_bentoml_home(trained_home, port))
     argv = [str(BIN / "bentoml"), "serve", "bento.service:Classifier", "--port", str(port)]
-    done = subprocess.run(
-        [*argv, "--host", "127.0.0.1"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode != 0, done.stdout + done.stderr
-    assert f"CEPAGE_API_KEY_FILE={tmp_path / 'missing'} cannot be read" in done.stderr
+    log = tmp_path / "serve.log"
+    proc = start([*argv, "--host", "127.0.0.1"], log=log, env=env)
+    try:
+        exited = wait_until(lambda: proc.poll() is not None, timeout=120, interval=0.5)
+    finally:
+        stop_group(proc)  # a service that wrongly kept running: its workers too
+    output = log.read_text()
+    assert exited and proc.returncode != 0, output[-3000:]
+    assert f"CEPAGE_API_KEY_FILE={tmp_path / 'missing'} cannot be read" in output
