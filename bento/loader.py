@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,13 @@ from contracts.names import (
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
     LABEL_MLFLOW_VERSION,
+    LABEL_MODEL_DIGEST,
     LABELLED_METRICS,
     MLFLOW_MODEL_DIR,
+    TRUSTED_MODEL_TYPES,
 )
+
+logger = logging.getLogger("cepage.service")
 
 
 class ModelLoadError(RuntimeError):
@@ -32,11 +38,15 @@ def latest_tag(model_name: str) -> str:
         ) from exc
 
 
-def load_estimator(model_dir: Path, mlmodel: dict[str, Any]) -> Any:
+def load_estimator(
+    model_dir: Path, mlmodel: dict[str, Any], expected_sha256: str | None = None
+) -> Any:
     """The scikit-learn estimator of an MLflow model directory, read from its skops file.
 
-    This is what ``mlflow.sklearn.load_model`` does for the skops format, without importing
-    MLflow (1.3 s of every cold start) and with the same trusted types recorded at training.
+    What ``mlflow.sklearn.load_model`` does for the skops format, without importing MLflow (1.3 s
+    of every cold start), and safer: the types trusted are the fixed allow-list
+    (``contracts.names.TRUSTED_MODEL_TYPES``), never the list the artifact declares, and the
+    file must have the digest recorded when it was promoted (``expected_sha256``).
     """
     flavor = (mlmodel.get("flavors") or {}).get("sklearn")
     if not flavor:
@@ -48,9 +58,18 @@ def load_estimator(model_dir: Path, mlmodel: dict[str, Any]) -> Any:
         )
     import skops.io
 
-    return skops.io.load(
-        model_dir / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types") or []
-    )
+    path = model_dir / flavor["pickled_model"]
+    if expected_sha256 is not None:
+        found = hashlib.sha256(path.read_bytes()).hexdigest()
+        if found != expected_sha256:
+            raise ModelLoadError(
+                f"its file is not the one promoted (SHA-256 {found[:12]}…, recorded "
+                f"{expected_sha256[:12]}…)"
+            )
+    untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES)
+    if untrusted:
+        raise ModelLoadError(f"its file holds types the service does not load: {sorted(untrusted)}")
+    return skops.io.load(path, trusted=list(TRUSTED_MODEL_TYPES))
 
 
 def load_bundle(tag: str) -> ModelBundle:
@@ -63,7 +82,11 @@ def load_bundle(tag: str) -> ModelBundle:
         model_dir = Path(stored.path_of(MLFLOW_MODEL_DIR))
         mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
         schema = (mlmodel.get("metadata") or {}).get("feature_schema")
-        estimator: Any = load_estimator(model_dir, mlmodel)
+        recorded = stored.info.labels.get(LABEL_MODEL_DIGEST)
+        if recorded is None:
+            # Packaged before digests were recorded: still allow-listed, but not pinned.
+            logger.warning("Model %s has no recorded digest: run `cepage package` again.", tag)
+        estimator: Any = load_estimator(model_dir, mlmodel, recorded)
     except ModelLoadError as exc:
         raise ModelLoadError(f"Model {tag} in the BentoML store cannot be served: {exc}.") from exc
     except Exception as exc:  # any failure here means "do not serve this model"

@@ -34,6 +34,16 @@ LABELLED_METRICS: Final = ("accuracy", "f1_macro", "log_loss")
 # The MLflow model directory inside a BentoML model (what bentoml.mlflow.import_model writes).
 MLFLOW_MODEL_DIR: Final = "mlflow_model"
 
+# SHA-256 of the model file, recorded on the version when it becomes champion (a version tag),
+# copied into the BentoML model's labels at packaging, and checked again before it is loaded.
+MODEL_DIGEST_TAG: Final = "cepage.model_sha256"
+LABEL_MODEL_DIGEST: Final = "model_sha256"
+
+# The only types a model file may hold beyond those skops trusts by default (scikit-learn's own
+# estimators, NumPy, the builtins). Fixed here, never read from the artifact: whoever can write
+# to the registry must not choose what gets loaded. Widen it when a new model option needs it.
+TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree",)
+
 
 def champion_uri(model_name: str = MODEL_NAME) -> str:
     """The MLflow URI of the served version of ``model_name``."""

@@ -22,6 +22,7 @@ from contracts.names import (
     GATE_REASON_TAG,
     TARGET_TAG,
 )
+from train.artifacts import digest, download, load_estimator, model_file
 from train.evaluate import evaluate
 from train.registry import get_alias, get_version, latest_version, set_champion
 from train.settings import Settings
@@ -84,11 +85,22 @@ def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text))
 
 
-def score(model_uri: str, holdout: pd.DataFrame, target: str) -> float | None:
-    """Macro-F1 of a registered model on ``holdout``; None if it cannot read these features."""
-    import mlflow
+@dataclass(frozen=True)
+class Judged:
+    """A version's model as the gate read it: the estimator and the digest of its file."""
 
-    model: Any = mlflow.sklearn.load_model(model_uri)
+    estimator: Any
+    digest: str
+
+
+def read_version(name: str, version: str) -> Judged:
+    """Download a version's model and load it safely (allow-listed types, never a pickle)."""
+    path = model_file(download(f"models:/{name}/{version}"))
+    return Judged(load_estimator(path), digest(path))
+
+
+def score(model: Any, holdout: pd.DataFrame, target: str) -> float | None:
+    """Macro-F1 of ``model`` on ``holdout``; None if it cannot read these features."""
     expected = list(getattr(model, "feature_names_in_", []))
     if not set(expected) <= set(holdout.columns):
         return None
@@ -119,17 +131,19 @@ def promote(
     run = client.get_run(run_id)
     target = _target_of(run.data.tags, candidate)
     holdout = load_holdout(client, run_id)
-    candidate_f1 = score(f"models:/{name}/{cand_version}", holdout, target)
+    judged = read_version(name, cand_version)
+    candidate_f1 = score(judged.estimator, holdout, target)
     if candidate_f1 is None:
         raise StoreError(f"Version {cand_version} cannot score its own held-out data.")
 
     if champion is not None and str(champion.version) == cand_version:
         decision = GateDecision(True, "already the champion", candidate_f1, candidate_f1)
+        set_champion(client, name, cand_version, champion, judged.digest)  # records the digest
         return cand_version, decision
 
     champion_f1 = None
     if champion is not None:
-        champion_f1 = score(f"models:/{name}/{champion.version}", holdout, target)
+        champion_f1 = score(read_version(name, str(champion.version)).estimator, holdout, target)
         if champion_f1 is None:
             decision = GateDecision(
                 False,
@@ -146,7 +160,7 @@ def promote(
     decision = decide(candidate_f1, champion_f1, tolerance=tolerance, floor=floor)
     _record(client, name, cand_version, decision)
     if decision.promote:
-        set_champion(client, name, cand_version, champion)
+        set_champion(client, name, cand_version, champion, judged.digest)
     else:
         client.set_registered_model_alias(name, CHALLENGER, cand_version)
     return cand_version, decision

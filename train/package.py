@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from contracts.names import (
     CHAMPION,
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
     LABEL_MLFLOW_VERSION,
+    LABEL_MODEL_DIGEST,
     LABELLED_METRICS,
+    MLFLOW_MODEL_DIR,
+    MODEL_DIGEST_TAG,
     champion_uri,
 )
+from train.artifacts import digest, load_estimator, model_file
 from train.registry import get_alias
 from train.settings import Settings
 from train.tracking import StoreError, connect
@@ -42,8 +47,16 @@ def import_champion(settings: Settings) -> tuple[str, str]:
             f"Model '{name}' has no @{CHAMPION} in {settings.tracking_uri}: run `cepage train` "
             "and `cepage promote` (or `cepage retrain`) first."
         )
+    recorded = (champion.tags or {}).get(MODEL_DIGEST_TAG)
+    if not recorded:
+        raise StoreError(
+            f"Version {champion.version} (@{CHAMPION}) has no recorded model digest: it was "
+            "promoted before digests were recorded. Record it with "
+            f"`cepage promote --version {champion.version} --force`, then package again."
+        )
     run = client.get_run(str(champion.run_id))
     labels = {
+        LABEL_MODEL_DIGEST: recorded,
         LABEL_MLFLOW_VERSION: str(champion.version),
         LABEL_MLFLOW_RUN_ID: str(champion.run_id),
         LABEL_MLFLOW_MODEL: name,
@@ -60,7 +73,31 @@ def import_champion(settings: Settings) -> tuple[str, str]:
         labels=labels,
         metadata={"mlflow_tracking_uri": _public_uri(settings.tracking_uri)},
     )
+    _check_imported(model, recorded, str(champion.version))
     return str(model.tag), str(champion.version)
+
+
+def _check_imported(model: Any, recorded: str, version: str) -> None:
+    """The imported file must be the one the gate judged; if not, it leaves the store at once.
+
+    Raises:
+        StoreError: another type than the allow-list allows, or another file than was promoted.
+    """
+    import bentoml
+
+    try:
+        path = model_file(Path(model.path_of(MLFLOW_MODEL_DIR)))
+        load_estimator(path)
+        found = digest(path)
+    except StoreError:
+        bentoml.models.delete(model.tag)
+        raise
+    if found != recorded:
+        bentoml.models.delete(model.tag)
+        raise StoreError(
+            f"The model file of version {version} is not the one promoted (SHA-256 {found[:12]}…, "
+            f"recorded {recorded[:12]}…): nothing was packaged. Check who wrote to the registry."
+        )
 
 
 def build_bento(project_dir: Path) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from contracts.names import CHALLENGER, CHAMPION, PREVIOUS
+from contracts.names import CHALLENGER, CHAMPION, MODEL_DIGEST_TAG, PREVIOUS
+from train.artifacts import digest, download, load_estimator, model_file
 from train.settings import Settings
 from train.tracking import StoreError, connect
 
@@ -42,11 +43,17 @@ def force_promote(settings: Settings, version: str) -> None:
     client = connect(settings, create=False)
     name = settings.model_name
     get_version(client, name, version)
-    set_champion(client, name, version, get_alias(client, name, CHAMPION))
+    path = model_file(download(f"models:/{name}/{version}"))
+    load_estimator(path)  # the gate is skipped, not the check of what the file holds
+    set_champion(client, name, version, get_alias(client, name, CHAMPION), digest(path))
 
 
-def set_champion(client: MlflowClient, name: str, version: str, old: ModelVersion | None) -> None:
-    """``version`` becomes champion; the old champion becomes ``previous``."""
+def set_champion(
+    client: MlflowClient, name: str, version: str, old: ModelVersion | None, sha256: str
+) -> None:
+    """``version`` becomes champion, its model file's digest recorded; the old champion becomes
+    ``previous``."""
+    client.set_model_version_tag(name, version, MODEL_DIGEST_TAG, sha256)
     if old is not None and str(old.version) != str(version):
         client.set_registered_model_alias(name, PREVIOUS, old.version)
     client.set_registered_model_alias(name, CHAMPION, version)

@@ -86,6 +86,9 @@ def export_tool_env(settings: Settings) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     os.environ["BENTOML_HOME"] = str(settings.bentoml_home)
     os.environ["CEPAGE_MODEL_NAME"] = settings.model_name
+    # MLflow must never unpickle what it reads from the registry (cepage logs skops models and
+    # reads them itself, allow-listed: train/artifacts.py).
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     # No usage telemetry from a local tool; a user can still set it to "false".
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
