@@ -182,7 +182,8 @@ def test_a_corrupt_model_refuses_to_start_in_a_container(own_home: Path) -> None
     # server exits, so the container's restart policy and healthcheck see it.
     code, log, took = serve_until_exit(own_home, BENTOML_CONTAINERIZED="true")
     assert code not in (None, 0)
-    assert "cannot be loaded: File is not a zip file" in log
+    # The digest recorded at promotion no longer matches: refused before the file is parsed.
+    assert "cannot be served: its file is not the one promoted" in log
     assert took < REFUSE_BOUND_S
     print(f"\ncorrupt model: refused, exit {code} after {took:.1f} s")
 
@@ -200,7 +201,7 @@ def test_a_corrupt_model_is_never_served_locally(own_home: Path) -> None:
         )  # fmt: skip
     try:
         said = wait_for(
-            lambda: "cannot be loaded" in log.read_text(errors="replace"),
+            lambda: "its file is not the one promoted" in log.read_text(errors="replace"),
             timeout=REFUSE_BOUND_S,
             what="the reason in the log",
         )

@@ -100,5 +100,6 @@ def test_a_corrupt_new_model_is_refused_and_the_current_one_keeps_serving(
         log = server.log.read_text(errors="replace")
     assert load.failures() == []
     assert len({o.version for o in load.outcomes}) == 1
-    assert f"Model cepage-classifier:{broken} in the BentoML store cannot be loaded" in log
+    refused = f"Model cepage-classifier:{broken} in the BentoML store cannot be served"
+    assert f"{refused}: its file is not the one promoted" in log
     assert log.count("Model reload failed") == 1
