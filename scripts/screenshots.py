@@ -158,7 +158,7 @@ def _ui(page: Page, url: str, out: Path, target: str, labels: list[str], upload:
         page.get_by_label(label, exact=True).wait_for()
     page.get_by_role("button", name="Predict").wait_for()
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_label("API URL", exact=True).wait_for()
+    sidebar.get_by_text("(set by CEPAGE_API_URL)").wait_for()  # the address, read-only
     sidebar.get_by_text("Run id").wait_for()
     _settle(page)
     page.screenshot(path=out / "ui-form.png")

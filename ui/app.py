@@ -1,8 +1,10 @@
 """The cepage web UI: one prediction from a form, feedback, and batch scoring of a CSV file.
 
 Run it with ``CEPAGE_API_URL=http://HOST:PORT streamlit run ui/app.py``. It talks to the model
-service's HTTP API only; the form is generated from ``GET /metadata``, so it follows whatever model
-the service serves. Every failure is shown as a sentence, never as a traceback.
+service's HTTP API only, at the address its deployment gives it (never one a visitor types: without
+``CEPAGE_API_URL`` the page refuses to start); the form is generated from ``GET /metadata``, so it
+follows whatever model the service serves. Every failure is shown as a sentence, never as a
+traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from ui.single_tab import single_tab
 
 logger = logging.getLogger("cepage.ui")
 
+NO_API_URL = (
+    "The UI has no model service to talk to: start it with CEPAGE_API_URL set to the service's "
+    "base URL (for example CEPAGE_API_URL=http://127.0.0.1:3000), as `cepage up` does."
+)
+
 
 def run() -> None:
     """The page, with any unexpected error shown as a sentence (its traceback goes to the log)."""
@@ -34,7 +41,7 @@ def run() -> None:
 
 
 def main() -> None:
-    """The whole page: sidebar (API URL, model), then the single and batch tabs."""
+    """The whole page: sidebar (API address, model), then the single and batch tabs."""
     st.set_page_config(page_title="cepage", page_icon=":grapes:", layout="wide")
     st.title("cepage")
     settings = _settings()
@@ -70,26 +77,23 @@ def _settings() -> UiSettings | None:
 
 
 def _client(settings: UiSettings) -> ApiClient | None:
-    """The API URL input in the sidebar, and a client for it (None until the URL is usable)."""
-    url = st.sidebar.text_input(
-        "API URL",
-        value=settings.api_url or "",
-        key="api_url",
-        placeholder="http://HOST:PORT",
-        help="Base URL of the cepage model service (CEPAGE_API_URL fills it in at start).",
-    )
-    if not url.strip():
-        st.info(
-            "Enter the API URL in the sidebar to start: the base URL of the cepage model "
-            "service, for example http://HOST:PORT. (Start the UI with CEPAGE_API_URL set to "
-            "fill it in.)"
-        )
+    """A client for the configured API, its address shown read-only (None when there is none).
+
+    The address comes from the deployment only: a visitor can neither type nor change it, so the
+    API key goes nowhere else (docs/ui.md, "Whom the UI talks to").
+    """
+    if settings.api_url is None:
+        st.error(NO_API_URL)
         return None
     try:
-        return ApiClient(url, timeout=settings.timeout_seconds, api_key=settings.api_key)
+        client = ApiClient(
+            settings.api_url, timeout=settings.timeout_seconds, api_key=settings.api_key
+        )
     except ApiError as exc:
         st.error(str(exc))
         return None
+    st.sidebar.caption(f"API: `{client.base_url}` (set by CEPAGE_API_URL)")
+    return client
 
 
 def _sidebar_model(metadata: Metadata) -> None:

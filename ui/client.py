@@ -2,12 +2,18 @@
 
 Every failure (network, HTTP status, unexpected body) becomes one exception type, :class:`ApiError`,
 whose message is a sentence a person can act on: the page shows it as is.
+
+A message never repeats what another server said: only the cepage service's own error shape (a JSON
+object with an ``error`` string, and pydantic-style ``detail``) is quoted; any other answer is told
+by its status and a sentence of ours. Redirects are not followed: the client talks to its base URL
+only (docs/ui.md, "Whom the UI talks to").
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,7 +116,9 @@ class ApiClient:
     def _request(self, method: str, path: str, payload: Any = None) -> Any:
         url = f"{self.base_url}{path}"
         try:
-            response = self._session.request(method, url, json=payload, timeout=self.timeout)
+            response = self._session.request(
+                method, url, json=payload, timeout=self.timeout, allow_redirects=False
+            )
         except requests.Timeout:
             raise ApiError(
                 f"The API at {self.base_url} is not reachable: no answer within {self.timeout:g} s."
@@ -121,6 +129,13 @@ class ApiClient:
             ) from None
         if response.status_code >= 400:
             raise _http_error(self.base_url, path, response)
+        if response.status_code >= 300:
+            raise ApiError(
+                f"The API at {self.base_url} answered {path} with a redirect "
+                f"(HTTP {_status_text(response.status_code)}), which the UI does not follow: "
+                "CEPAGE_API_URL should be the model service's own address.",
+                status=response.status_code,
+            )
         try:
             return response.json()
         except ValueError:
@@ -128,9 +143,21 @@ class ApiClient:
 
     def _unexpected(self, path: str, problem: object) -> ApiError:
         return ApiError(
-            f"The API at {self.base_url} gave an unexpected answer to {path} ({problem!s}); "
-            "is this the cepage model service, and the same version as this UI?"
+            f"The API at {self.base_url} gave an unexpected answer to {path} "
+            f"({_problem(problem)}); is this the cepage model service, and the same version "
+            "as this UI?"
         )
+
+
+def _problem(problem: object) -> str:
+    """What was wrong with an answer, in our words only (never a value from the answer)."""
+    if isinstance(problem, str):
+        return problem
+    if isinstance(problem, KeyError) and problem.args and isinstance(problem.args[0], str):
+        return f"no {problem.args[0]!r} field"  # the names this client looks up, not the body's
+    if isinstance(problem, TypeError):
+        return "a field has the wrong type"
+    return "a field has the wrong value"
 
 
 def _network_reason(exc: requests.RequestException) -> str:
@@ -150,10 +177,9 @@ def _network_reason(exc: requests.RequestException) -> str:
 def _http_error(base_url: str, path: str, response: requests.Response) -> ApiError:
     status = response.status_code
     body = _json_or_none(response)
-    error = body.get("error") if isinstance(body, dict) else None
-    details = body.get("detail") if isinstance(body, dict) else None
+    error = _service_error(body)
     if status >= 500:
-        said = f": {error}" if isinstance(error, str) and error else ""
+        said = f": {error}" if error else ""
         return ApiError(
             f"The API at {base_url} failed on {path} (HTTP {status}{said}). "
             "This is a problem of the service, not of your input: its log has the details.",
@@ -165,19 +191,36 @@ def _http_error(base_url: str, path: str, response: requests.Response) -> ApiErr
             "CEPAGE_API_KEY (or CEPAGE_API_KEY_FILE) for the UI to the service's key.",
             status=status,
         )
-    if status == 404 and body is None:
+    if error is None:  # not the service's error shape: its body is not ours to show
         return ApiError(
-            f"{base_url}{path} was not found (HTTP 404): is {base_url} the model API's URL?",
+            f"The API at {base_url} refused {path} (HTTP {_status_text(status)}) with an "
+            f"answer that is not the cepage service's: is {base_url} the model API's URL?",
             status=status,
         )
-    fields, lines = _describe_details(details)
-    summary = error if isinstance(error, str) and error else _short_text(response)
-    message = f"The API refused the request to {path} (HTTP {status}): {summary}"
+    fields, lines = _describe_details(body.get("detail"))
+    message = f"The API refused the request to {path} (HTTP {status}): {error}"
     if fields:
         message += f" — fields: {', '.join(fields)}"
     if lines:
         message += ".\n" + "\n".join(f"- {line}" for line in lines)
     return ApiError(message, status=status, fields=fields)
+
+
+def _service_error(body: object) -> str | None:
+    """The message of the cepage service's error shape (``{"error": "...", ...}``), else None."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, str) and error:
+            return error
+    return None
+
+
+def _status_text(status: int) -> str:
+    """``404 Not Found``: the phrase from the standard's table, not from the answer."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 def _describe_details(details: object) -> tuple[list[str], list[str]]:
@@ -210,8 +253,3 @@ def _json_or_none(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _short_text(response: requests.Response) -> str:
-    text = " ".join(response.text.split())
-    return text[:200] or response.reason or "no details"

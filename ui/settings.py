@@ -1,7 +1,8 @@
 """Configuration of the UI, read from the environment in one place.
 
 The API URL has no default here: its one home is the launcher (``cepage up``, compose, the
-Ansible inventory), which passes it as ``CEPAGE_API_URL``. Without it the page asks for the URL.
+Ansible inventory), which passes it as ``CEPAGE_API_URL``. Without it the page refuses to start:
+it never talks to an address a visitor types (docs/ui.md, "Whom the UI talks to").
 """
 
 from __future__ import annotations

@@ -74,6 +74,11 @@ def test_predict_in_a_real_browser(
             page.goto(ui_url)
             field = page.get_by_label(spec.label, exact=True)
             field.wait_for(timeout=WAIT_MS)
+            # The API address is shown, not editable: no text box anywhere on the page.
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text(api_url).wait_for(timeout=WAIT_MS)
+            assert page.get_by_test_id("stTextInput").count() == 0
+            assert page.get_by_role("textbox").count() == 0
             field.fill(typed)
             page.get_by_role("button", name="Predict").click()
             page.get_by_text(f"Predicted {target}: {expected['label']}").wait_for(timeout=WAIT_MS)
