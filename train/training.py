@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,17 +141,18 @@ def train_model(
         mlflow.log_text(holdout.to_csv(index=False), HOLDOUT_ARTIFACT)
         mlflow.log_dict(schema, SCHEMA_ARTIFACT)
         mlflow.log_figure(confusion_figure(pipeline, x_test, y_test), "confusion_matrix.png")
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(x_train, pipeline.predict(x_train.head(5))),
-            input_example=x_train.head(3),
-            metadata={"feature_schema": schema},
-            registered_model_name=settings.model_name,
-            skops_trusted_types=_trusted_types(pipeline),
-            # Explicit, because MLflow's inference re-imports the model in a subprocess (~10 s).
-            pip_requirements=_requirements(),
-        )
+        with _loading_what_we_just_built():
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=infer_signature(x_train, pipeline.predict(x_train.head(5))),
+                input_example=x_train.head(3),
+                metadata={"feature_schema": schema},
+                registered_model_name=settings.model_name,
+                skops_trusted_types=_trusted_types(pipeline),
+                # Explicit, because MLflow's inference re-imports the model in a subprocess (~10 s).
+                pip_requirements=_requirements(),
+            )
     return TrainResult(
         run_id=run.info.run_id,
         version=str(info.registered_model_version),
@@ -191,3 +194,24 @@ def _trusted_types(pipeline: Any) -> list[str]:
     import skops.io
 
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+
+
+@contextmanager
+def _loading_what_we_just_built() -> Iterator[None]:
+    """Let MLflow load back, once, the pipeline this process has just fitted.
+
+    ``log_model`` reloads the model to check its input example; cepage otherwise forbids MLflow
+    to deserialize models (``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``: what comes from the
+    registry is read by ``train/artifacts.py`` with a fixed allow-list). This object never left
+    the process, so trusting it here opens nothing.
+    """
+    key = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    previous = os.environ.get(key)
+    os.environ[key] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
