@@ -35,6 +35,17 @@ ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", help="Estimator parameter KEY=VALUE (repeatable).")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the estimator.")]
+CategoricalOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--categorical",
+        help="Treat this column as a category whatever it holds (repeatable).",
+    ),
+]
+DropOpt = Annotated[
+    list[str] | None,
+    typer.Option("--drop", help="Leave this column out of the features (repeatable)."),
+]
 SplitSeedOpt = Annotated[
     int,
     typer.Option(
@@ -65,6 +76,9 @@ def _train(config: Settings, **options: Any) -> str:
         result = train_step(config, **options)
     except StepError as exc:
         fail(str(exc))
+    typer.echo(f"Features: {result.kinds_summary}")
+    for note in result.notes:
+        typer.secho(f"Note: {note}", fg="yellow", err=True)
     shown = {
         k: round(v, 4)
         for k, v in result.metrics.items()
@@ -120,6 +134,8 @@ def train(
     param: ParamOpt = None,
     seed: SeedOpt = DEFAULT_SEED,
     split_seed: SplitSeedOpt = SPLIT_SEED,
+    categorical: CategoricalOpt = None,
+    drop: DropOpt = None,
 ) -> None:
     """Validate the data, train, log to MLflow and register a new model version."""
     _train(
@@ -130,6 +146,8 @@ def train(
         params=param or (),
         seed=seed,
         split_seed=split_seed,
+        categorical=categorical or (),
+        drop=drop or (),
     )
 
 
@@ -174,6 +192,8 @@ def retrain(
     param: ParamOpt = None,
     seed: SeedOpt = DEFAULT_SEED,
     split_seed: SplitSeedOpt = SPLIT_SEED,
+    categorical: CategoricalOpt = None,
+    drop: DropOpt = None,
     tolerance: ToleranceOpt = None,
     floor: FloorOpt = None,
     build: Annotated[bool, typer.Option(help="Build the Bento after import.")] = True,
@@ -189,6 +209,8 @@ def retrain(
         params=param or (),
         seed=seed,
         split_seed=split_seed,
+        categorical=categorical or (),
+        drop=drop or (),
     )
     _step(2, 3, "gate")
     if not _promote(config, version, tolerance, floor):
@@ -214,42 +236,74 @@ def up(
 @app.command()
 def predict(
     records: Annotated[
-        str | None, typer.Option("--json", help="JSON records, e.g. '[{\"alcohol\": 13.2, ...}]'.")
+        str | None,
+        typer.Option(
+            "--json",
+            help="JSON records, e.g. '[{\"alcohol\": 13.2, ...}]' (null for a blank).",
+        ),
     ] = None,
-    csv: Annotated[Path | None, typer.Option(help="CSV of records to score.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="CSV of records to score; cells are typed by the model's schema."),
+    ] = None,
     url: Annotated[str | None, typer.Option(help="API URL (default: the local stack).")] = None,
 ) -> None:
     """Score records with a running service and print the JSON answer."""
-    import pandas as pd
     import requests
 
     config = settings(export=False)
     if (records is None) == (csv is None):
         fail("give exactly one of --json or --csv.", EXIT_USAGE)
+    target = (url or config.api_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     if csv is not None:
-        rows = pd.read_csv(csv).to_dict(orient="records")
+        rows = _csv_rows(csv, target, headers)
     else:
         try:
             parsed = json.loads(records or "")
         except json.JSONDecodeError as exc:
             fail(f"--json is not valid JSON: {exc}", EXIT_USAGE)
         rows = parsed if isinstance(parsed, list) else [parsed]
-    target = (url or config.api_url).rstrip("/")
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    response = _call(requests.post, f"{target}/predict", {"records": rows}, headers)
+    typer.echo(json.dumps(_json(response, target), indent=2))
+    if not response.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _csv_rows(path: Path, target: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The CSV's rows typed by the served model's feature schema (GET /metadata)."""
+    import requests
+
+    from cli.records import RecordsError, csv_records
+
+    response = _call(requests.get, f"{target}/metadata", None, headers)
+    if not response.ok:
+        fail(f"the API at {target} answered {response.status_code} to GET /metadata.")
+    schema = _json(response, target)["feature_schema"]
     try:
-        response = requests.post(
-            f"{target}/predict", json={"records": rows}, headers=headers, timeout=30
-        )
+        return csv_records(path, schema["features"], schema.get("target"))
+    except RecordsError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _call(method: Any, url: str, body: Any, headers: dict[str, str]) -> Any:
+    import requests
+
+    kwargs: dict[str, Any] = {"headers": headers, "timeout": 30}
+    if body is not None:
+        kwargs["json"] = body
+    try:
+        return method(url, **kwargs)
     except requests.RequestException as exc:
-        fail(f"cannot reach the API at {target}: {type(exc).__name__}")
+        fail(f"cannot reach the API at {url.rsplit('/', 1)[0]}: {type(exc).__name__}")
+
+
+def _json(response: Any, target: str) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         # A proxy's 429/502 page, not the service's JSON: say what came back.
         fail(f"the API at {target} answered {response.status_code} {response.reason}, not JSON.")
-    typer.echo(json.dumps(body, indent=2))
-    if not response.ok:
-        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

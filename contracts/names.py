@@ -42,7 +42,9 @@ LABEL_MODEL_DIGEST: Final = "model_sha256"
 # The only types a model file may hold beyond those skops trusts by default (scikit-learn's own
 # estimators, NumPy, the builtins). Fixed here, never read from the artifact: whoever can write
 # to the registry must not choose what gets loaded. Widen it when a new model option needs it.
-TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree",)
+# The forest's trees, and the NumPy dtype the one-hot encoder of mixed-data models keeps (its
+# `dtype=np.float64` parameter: a type object, no code).
+TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree", "numpy.dtype")
 
 
 def champion_uri(model_name: str = MODEL_NAME) -> str:

@@ -65,15 +65,19 @@ def has_model(home: Path) -> bool:
     return (home / "mlflow.db").is_file() and models.is_dir() and any(models.iterdir())
 
 
-def prepare_home(home: Path) -> Path:
+def prepare_home(home: Path, train_args: tuple[str, ...] = ()) -> Path:
     """Train, promote and package a model into ``home`` with the real CLI; returns ``home``.
+
+    ``train_args`` go to ``cepage train`` (e.g. ``--data FILE --target COLUMN``; default: the
+    wine data).
 
     Raises:
         HomeError: a step failed (its output is in the message).
     """
     home.mkdir(parents=True, exist_ok=True)
     env = stack_env(home)
-    for args in SERVABLE_STEPS:
+    for step in SERVABLE_STEPS:
+        args = (*step, *train_args) if step[0] == "train" else step
         done = cepage(*args, env=env)
         if done.returncode != 0:
             raise HomeError(

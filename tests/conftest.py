@@ -11,6 +11,8 @@ import requests
 
 from stack.home import prepare_home
 from tests.support import skips
+from tests.support.mixed_data import CUSTOMERS_CSV
+from tests.support.mixed_data import TARGET as MIXED_TARGET
 from tests.support.procs import bentoml_serve
 
 
@@ -51,3 +53,36 @@ def metadata(api_url: str) -> dict[str, Any]:
 def median_record(metadata: dict[str, Any]) -> dict[str, float]:
     """A valid record: every feature at its training median."""
     return {f["name"]: f["median"] for f in metadata["feature_schema"]["features"]}
+
+
+@pytest.fixture(scope="session")
+def mixed_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The raw CSV the README trains on (examples/customers.csv): every feature kind, blanks and
+    a text label; a copy, so a test may write beside it."""
+    copy = tmp_path_factory.mktemp("mixed-data") / "customers.csv"
+    copy.write_bytes(CUSTOMERS_CSV.read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="session")
+def mixed_home(tmp_path_factory: pytest.TempPathFactory, mixed_csv: Path) -> Path:
+    """A CEPAGE_HOME whose champion was trained on :func:`mixed_csv` by the real CLI."""
+    return prepare_home(
+        tmp_path_factory.mktemp("cepage-mixed-home"),
+        train_args=("--data", str(mixed_csv), "--target", MIXED_TARGET),
+    )
+
+
+@pytest.fixture(scope="session")
+def mixed_api_url(mixed_home: Path) -> Iterator[str]:
+    """Base URL of a real `bentoml serve` process serving the mixed-data champion."""
+    with bentoml_serve(mixed_home) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mixed_metadata(mixed_api_url: str) -> dict[str, Any]:
+    response = requests.get(f"{mixed_api_url}/metadata", timeout=10)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body

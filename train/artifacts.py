@@ -31,6 +31,16 @@ def model_file(model_dir: Path) -> Path:
     return model_dir / flavor["pickled_model"]
 
 
+def feature_list(model_dir: Path) -> list[dict[str, Any]] | None:
+    """The feature schema's features carried in the model's MLmodel metadata (None: none)."""
+    import yaml
+
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    schema = (mlmodel.get("metadata") or {}).get("feature_schema") or {}
+    features = schema.get("features")
+    return list(features) if features else None
+
+
 def digest(path: Path) -> str:
     """SHA-256 of a file, hex."""
     sha = hashlib.sha256()

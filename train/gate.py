@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from contracts.features import canonical_category
 from contracts.names import (
     CHALLENGER,
     CHAMPION,
@@ -22,9 +23,10 @@ from contracts.names import (
     GATE_REASON_TAG,
     TARGET_TAG,
 )
-from train.artifacts import digest, download, load_estimator, model_file
+from train.artifacts import digest, download, feature_list, load_estimator, model_file
 from train.evaluate import evaluate
 from train.registry import get_alias, get_version, latest_version, set_champion
+from train.schema import model_frame
 from train.settings import Settings
 from train.tracking import StoreError, connect
 from train.training import HOLDOUT_ARTIFACT
@@ -82,30 +84,43 @@ def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
     import mlflow
 
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/{HOLDOUT_ARTIFACT}")
-    return pd.read_csv(io.StringIO(text))
+    # As text: each version's schema says what a column is (score), and a category such as
+    # "007" must not come back as the number 7.
+    return pd.read_csv(io.StringIO(text), dtype=str)
 
 
 @dataclass(frozen=True)
 class Judged:
-    """A version's model as the gate read it: the estimator and the digest of its file."""
+    """A version's model as the gate read it: the estimator, the digest of its file and its
+    feature schema's features (None for a model logged without one)."""
 
     estimator: Any
     digest: str
+    features: list[dict[str, Any]] | None = None
 
 
 def read_version(name: str, version: str) -> Judged:
     """Download a version's model and load it safely (allow-listed types, never a pickle)."""
-    path = model_file(download(f"models:/{name}/{version}"))
-    return Judged(load_estimator(path), digest(path))
+    model_dir = download(f"models:/{name}/{version}")
+    path = model_file(model_dir)
+    return Judged(load_estimator(path), digest(path), feature_list(model_dir))
 
 
-def score(model: Any, holdout: pd.DataFrame, target: str) -> float | None:
-    """Macro-F1 of ``model`` on ``holdout``; None if it cannot read these features."""
+def score(judged: Judged, holdout: pd.DataFrame, target: str) -> float | None:
+    """Macro-F1 of a version on ``holdout``; None if it cannot read these features.
+
+    The rows are read back from CSV, so each column is first put in the form the version was
+    fitted on, by that version's own schema (a category ``1`` stays the text ``"1"``).
+    """
+    model = judged.estimator
     expected = list(getattr(model, "feature_names_in_", []))
     if not set(expected) <= set(holdout.columns):
         return None
-    features = holdout[expected].astype("float64")
-    return evaluate(model, features, holdout[target].astype(str))["f1_macro"]
+    if judged.features is not None:
+        features = model_frame(holdout, judged.features)[expected]
+    else:
+        features = holdout[expected].astype("float64")
+    return evaluate(model, features, holdout[target].map(canonical_category))["f1_macro"]
 
 
 def promote(
@@ -132,7 +147,7 @@ def promote(
     target = _target_of(run.data.tags, candidate)
     holdout = load_holdout(client, run_id)
     judged = read_version(name, cand_version)
-    candidate_f1 = score(judged.estimator, holdout, target)
+    candidate_f1 = score(judged, holdout, target)
     if candidate_f1 is None:
         raise StoreError(f"Version {cand_version} cannot score its own held-out data.")
 
@@ -143,7 +158,7 @@ def promote(
 
     champion_f1 = None
     if champion is not None:
-        champion_f1 = score(read_version(name, str(champion.version)).estimator, holdout, target)
+        champion_f1 = score(read_version(name, str(champion.version)), holdout, target)
         if champion_f1 is None:
             decision = GateDecision(
                 False,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ class TrainResult:
     run_id: str
     version: str
     metrics: dict[str, float]
+    # Each feature's kind, and what the data check wants the user to know (train/data.py).
+    kinds: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def kinds_summary(self) -> str:
+        """``"2 number, 1 category"``: how the columns were read, for the CLI."""
+        counts = Counter(self.kinds.values())
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
 
 
 # The split's seed is fixed apart from the estimator's: two versions trained on the same data then
@@ -58,14 +68,17 @@ def train(
     params: Iterable[str] = (),
     seed: int = DEFAULT_SEED,
     split_seed: int = SPLIT_SEED,
+    categorical: Iterable[str] = (),
+    drop: Iterable[str] = (),
 ) -> TrainResult:
-    """The training step from a user's inputs: load and check the CSV (default: the wine data),
-    parse ``KEY=VALUE`` estimator parameters, then :func:`train_model`.
+    """The training step from a user's inputs: load and check the CSV (default: the wine data;
+    ``categorical``/``drop`` override the kind of named columns), parse ``KEY=VALUE`` estimator
+    parameters, then :func:`train_model`.
 
     Raises:
         StepError: bad data, a bad parameter or an unreachable store; nothing is registered.
     """
-    dataset = load_dataset(data, target)
+    dataset = load_dataset(data, target, categorical=categorical, drop=drop)
     return train_model(
         settings,
         dataset,
@@ -95,11 +108,11 @@ def train_model(
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    pipeline = build_pipeline(model, params, seed)
+    schema = build_feature_schema(dataset)
+    pipeline = build_pipeline(model, params, seed, schema["features"])
     x_train, x_test, y_train, y_test = split(dataset, split_seed, test_size)
     pipeline.fit(x_train, y_train)
     metrics = evaluate(pipeline, x_test, y_test)
-    schema = build_feature_schema(dataset)
 
     client = connect(settings, create=True)
     experiment_id = ensure_experiment(client, settings)
@@ -157,6 +170,8 @@ def train_model(
         run_id=run.info.run_id,
         version=str(info.registered_model_version),
         metrics=metrics,
+        kinds=dict(dataset.kinds),
+        notes=dataset.notes,
     )
 
 

@@ -78,13 +78,13 @@ def test_bad_training_data_stops_before_anything_is_logged(tmp_path: Path) -> No
     env = stack_env(tmp_path)
     data = tmp_path / "bad.csv"
     frame = load_iris(as_frame=True).frame
-    frame.loc[5, "sepal width (cm)"] = float("nan")
+    frame.loc[5, "target"] = float("nan")
     frame.to_csv(data, index=False)
     done = cepage("train", "--data", str(data), "--target", "target", env=env)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "error: Feature 'sepal width (cm)' has 1 missing or infinite value(s) "
-        "(first: missing at data row 6); clean or impute them first."
+        "error: Target column 'target' has 1 missing value(s) (first at data row 6); "
+        "drop those rows or fill in their class."
     )
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "mlflow.db").exists()
