@@ -2,8 +2,10 @@
 
 ``python -m bench.models`` fits every pipeline of ``train.pipeline`` (linear, forest) on the wine
 data with the same seed and the same stratified split as ``cepage train``, and prints held-out
-accuracy and macro-F1, the latency of ``predict_proba`` on one numpy row (as the service calls
-it), the fit time and the pickled size. ``--write PATH`` puts the table into the docs.
+accuracy and macro-F1, the latency of ``predict_proba`` on one row in the form the service gives
+it (a float array; a one-row DataFrame for a mixed-data model's ColumnTransformer), the fit time
+and the pickled size. ``--data CSV --target COLUMN`` runs it on another data set (e.g.
+``examples/customers.csv``, target ``churned?``). ``--write PATH`` puts the table into the docs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import pickle
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,9 @@ class ModelFigures:
     size_kib: float
 
 
-def cross_validated_f1(name: str, dataset: Dataset, seed: int, folds: int) -> tuple[float, float]:
+def cross_validated_f1(
+    name: str, dataset: Dataset, seed: int, folds: int, features: Any = None
+) -> tuple[float, float]:
     """Macro-F1 over stratified ``folds``-fold cross-validation (mean, standard deviation).
 
     The held-out split is small (45 rows of wine): every fold scores all of the data once, so
@@ -59,7 +64,7 @@ def cross_validated_f1(name: str, dataset: Dataset, seed: int, folds: int) -> tu
     from train.pipeline import build_pipeline
 
     scores = cross_val_score(
-        build_pipeline(name, {}, seed),
+        build_pipeline(name, {}, seed, features),
         dataset.features,
         dataset.target,
         cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
@@ -78,9 +83,15 @@ def measure_model(
     duration_s: float,
     fits: int,
     folds: int,
+    features: Any = None,
 ) -> ModelFigures:
-    """Fit ``name`` ``fits`` times (median time), score the held-out rows, time one-row calls."""
+    """Fit ``name`` ``fits`` times (median time), score the held-out rows, time one-row calls.
+
+    ``features`` is the feature schema's list: it chooses the pipeline's preparation, as in
+    ``cepage train``.
+    """
     from bento.predictor import strip_feature_names
+    from contracts.features import takes_array
     from train.evaluate import evaluate
     from train.pipeline import build_pipeline
 
@@ -88,17 +99,20 @@ def measure_model(
     fit_times = []
     pipeline: Any = None
     for _ in range(max(fits, 1)):
-        pipeline = build_pipeline(name, {}, seed)
+        pipeline = build_pipeline(name, {}, seed, features)
         began = time.perf_counter()
         pipeline.fit(x_train, y_train)
         fit_times.append(time.perf_counter() - began)
     metrics = evaluate(pipeline, x_test, y_test)
     served = strip_feature_names(pipeline)
-    row = np.ascontiguousarray(x_test.to_numpy(dtype="float64")[:1])
+    if features is None or takes_array(features):
+        row: Any = np.ascontiguousarray(x_test.to_numpy(dtype="float64")[:1])
+    else:
+        row = x_test.head(1)  # the ColumnTransformer picks its columns by name
     samples, _ = time_calls(
         lambda: served.predict_proba(row), duration_s=duration_s, max_calls=calls
     )
-    cv_mean, cv_std = cross_validated_f1(name, dataset, seed, folds)
+    cv_mean, cv_std = cross_validated_f1(name, dataset, seed, folds, features)
     return ModelFigures(
         name=name,
         accuracy=metrics["accuracy"],
@@ -166,7 +180,8 @@ def render(
     run = (
         f"Run: {data}, seed {seed}, stratified held-out share "
         f"{test_size:g} (as `cepage train`); latency over {min(f.calls for f in figures):,}+ "
-        "calls on one float64 row, after 200 warm-up calls; fit time: median of the fits; CV: "
+        "calls on one row as the service passes it, after 200 warm-up calls; fit time: median "
+        "of the fits; CV: "
         f"stratified k-fold on all rows, same seed. Other processes used {background:.0%} of "
         "the CPUs meanwhile."
     )
@@ -177,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.models``."""
     from train.data import load_dataset
     from train.pipeline import MODELS
+    from train.schema import build_feature_schema
     from train.training import split
 
     parser = argparse.ArgumentParser(prog="python -m bench.models", description=__doc__)
@@ -189,15 +205,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--settle", type=float, default=30.0, help="Wait up to this long for a quiet machine (30)."
     )
+    parser.add_argument("--data", type=Path, help="A CSV instead of the wine data.")
+    parser.add_argument("--target", help="The column to predict (with --data).")
     parser.add_argument("--write", type=Path, help="Markdown file to write the results into.")
     args = parser.parse_args(argv)
     if args.settle > 0 and wait_for_quiet(args.settle) >= QUIET_SHARE:
         print("[bench] the machine is still busy; measuring anyway", file=sys.stderr)
     before = snapshot()
-    dataset = load_dataset(None, None)
+    dataset = load_dataset(args.data, args.target)
+    features = build_feature_schema(dataset)["features"]
     parts = split(dataset, args.seed, args.test_size)
     rows, columns = dataset.features.shape
-    data = f"{dataset.name} data ({rows} rows, {columns} features)"
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(dataset.kinds.values()).items()))
+    data = f"{dataset.name} data ({rows} rows, {columns} features: {kinds})"
     figures = [
         measure_model(
             name,
@@ -208,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             calls=args.calls,
             duration_s=args.duration,
             fits=args.fits,
+            features=features,
         )
         for name in MODELS
     ]

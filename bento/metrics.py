@@ -25,6 +25,9 @@ class ServiceMetrics:
     reloads: Any
     feature_bins: Any
     reference_ratio: Any
+    missing: Any
+    reference_missing: Any
+    unseen: Any
 
 
 def create_metrics() -> ServiceMetrics:
@@ -65,7 +68,7 @@ def create_metrics() -> ServiceMetrics:
         ),
         feature_bins=prom.Counter(
             "cepage_feature_bin_total",
-            "Input values by feature and training-reference bin (for drift, see bento/drift.py).",
+            "Input values by feature and reference bin or category (drift: bento/drift.py).",
             ["model_version", "feature", "bin"],
         ),
         reference_ratio=prom.Gauge(
@@ -73,5 +76,21 @@ def create_metrics() -> ServiceMetrics:
             "Share of the training rows in each reference bin of each feature.",
             ["model_version", "feature", "bin"],
             multiprocess_mode="livemax",
+        ),
+        missing=prom.Counter(
+            "cepage_feature_missing_total",
+            "Records scored with this feature left empty (null or absent).",
+            ["model_version", "feature"],
+        ),
+        reference_missing=prom.Gauge(
+            "cepage_feature_reference_missing_ratio",
+            "Share of the training rows where this feature was empty.",
+            ["model_version", "feature"],
+            multiprocess_mode="livemax",
+        ),
+        unseen=prom.Counter(
+            "cepage_unseen_category_total",
+            "Category values never seen in training (accepted and scored), by feature.",
+            ["model_version", "feature"],
         ),
     )

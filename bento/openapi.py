@@ -1,9 +1,11 @@
 """Make the service's OpenAPI document (``GET /docs.json``) describe what the service really sends.
 
 BentoML generates the document and describes the ``detail`` of every 400 as a string, while it
-answers pydantic's list of ``{type, loc, msg}``; it leaves the request bodies optional, while a
-request without one is refused; and it cannot know the answers of our request guard (401, 413,
-415). A client generated from the document, or a fuzzer checking answers against
+answers pydantic's list of ``{type, loc, msg}``; it knows a record only as "an object of
+values", while each feature has its own type (number, whole number, boolean, category with the
+values seen in training, nullable or not: ``records_schema``); it leaves the request bodies
+optional, while a request without one is refused; and it cannot know the answers of our request
+guard (401, 413, 415). A client generated from the document, or a fuzzer checking answers against
 it (``tests/reliability/test_fuzz.py``), would otherwise see the service break its own contract.
 This middleware rewrites the document on its way out; every other request passes untouched.
 
@@ -18,9 +20,19 @@ changes its shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from bento.guard import ASGIApp, Message, Receive, Scope, Send
+from bento.predictor import MAX_TEXT
+from contracts.features import (
+    BOOLEAN,
+    CATEGORY,
+    INTEGER,
+    categories,
+    kind,
+    nullable,
+)
 
 SPEC_PATH = "/docs.json"
 REFUSED = "RequestRefused"
@@ -55,8 +67,94 @@ _GUARD_ANSWERS = {
 }
 
 
-def patch_spec(spec: dict[str, Any], paths: tuple[str, ...], *, api_key: bool) -> dict[str, Any]:
-    """The document with the real 400 ``detail`` and the guard's answers on ``paths``."""
+# The served model's feature schema, published by the worker each time it installs a model
+# (bento/service.py). BentoML builds the document from static types at import; a record's fields
+# are known only once a model is loaded, and can change on a hot reload.
+_served: dict[str, Any] = {}
+
+
+def publish(feature_schema: Mapping[str, Any], max_records: int) -> None:
+    """Make ``/docs.json`` describe this model's records from now on (this worker)."""
+    _served["features"] = list(feature_schema["features"])
+    _served["max_records"] = max_records
+
+
+def feature_property(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON schema of one feature's value in a record."""
+    which = kind(feature)
+    if which == CATEGORY:
+        known = categories(feature)
+        value: dict[str, Any] = {
+            "anyOf": [
+                {"type": "string", "enum": known, "title": "Seen in training"},
+                {
+                    "type": "string",
+                    "maxLength": MAX_TEXT,
+                    "title": "Not seen in training (scored, listed in out_of_range)",
+                },
+            ]
+        }
+    elif which == BOOLEAN:
+        value = {"type": "boolean"}
+    else:
+        # "number" for an integer feature too: a fraction is accepted (the model computes in
+        # floats); the kind is in the description and in x-cepage-kind.
+        whole = "whole numbers " if which == INTEGER else ""
+        value = {
+            "type": "number",
+            "x-cepage-kind": which,
+            "description": f"Training range: {whole}{feature['min']:g} to {feature['max']:g}.",
+        }
+    if nullable(feature):
+        choices = value.pop("anyOf", None) or [value]
+        return {"anyOf": [*choices, {"type": "null"}], "description": "May be null or left out."}
+    return value
+
+
+def example_record(features: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A typical record: medians, the most frequent category, the more common boolean."""
+    record: dict[str, Any] = {}
+    for feature in features:
+        which = kind(feature)
+        if which == CATEGORY:
+            record[feature["name"]] = categories(feature)[0]
+        elif which == BOOLEAN:
+            record[feature["name"]] = float(feature.get("true_share", 0.0)) >= 0.5
+        elif which == INTEGER:
+            record[feature["name"]] = round(float(feature["median"]))
+        else:
+            record[feature["name"]] = float(feature["median"])
+    return record
+
+
+def records_schema(features: list[Mapping[str, Any]], max_records: int) -> dict[str, Any]:
+    """``records`` of ``POST /predict`` for the served model: each feature with its type."""
+    return {
+        "type": "array",
+        "title": "Records",
+        "description": "Rows to score, at most max_records (GET /metadata) per request.",
+        "minItems": 1,
+        "maxItems": max_records,
+        "items": {
+            "type": "object",
+            "properties": {f["name"]: feature_property(f) for f in features},
+            "required": [f["name"] for f in features if not nullable(f)],
+            "additionalProperties": False,
+        },
+        "examples": [[example_record(features)]],
+    }
+
+
+def patch_spec(
+    spec: dict[str, Any],
+    paths: tuple[str, ...],
+    *,
+    api_key: bool,
+    features: list[Mapping[str, Any]] | None = None,
+    max_records: int | None = None,
+) -> dict[str, Any]:
+    """The document with the real 400 ``detail``, the guard's answers on ``paths`` and, given
+    the served model's ``features``, the real type of each field of a record."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         if name in schemas:
@@ -66,6 +164,8 @@ def patch_spec(spec: dict[str, Any], paths: tuple[str, ...], *, api_key: bool) -
     if api_key:
         answers["401"] = "Missing or wrong API key (CEPAGE_API_KEY)"
     ref = {"$ref": f"#/components/schemas/{REFUSED}"}
+    if features and max_records:
+        _describe_records(spec, features, max_records)
     for path in paths:
         operation = spec.get("paths", {}).get(path, {}).get("post")
         if operation is None:
@@ -79,6 +179,18 @@ def patch_spec(spec: dict[str, Any], paths: tuple[str, ...], *, api_key: bool) -
                 "content": {"application/json": {"schema": ref}},
             }
     return spec
+
+
+def _describe_records(
+    spec: dict[str, Any], features: list[Mapping[str, Any]], max_records: int
+) -> None:
+    operation = spec.get("paths", {}).get("/predict", {}).get("post")
+    if operation is None or "requestBody" not in operation:
+        return
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    body.setdefault("properties", {})["records"] = records_schema(features, max_records)
 
 
 class OpenApiFixup:
@@ -120,7 +232,14 @@ class OpenApiFixup:
             spec = json.loads(body)
         except ValueError:
             return body
-        return json.dumps(patch_spec(spec, self.paths, api_key=self.api_key)).encode()
+        patched = patch_spec(
+            spec,
+            self.paths,
+            api_key=self.api_key,
+            features=_served.get("features"),
+            max_records=_served.get("max_records"),
+        )
+        return json.dumps(patched).encode()
 
 
 class ConfiguredOpenApiFixup(OpenApiFixup):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field
 
-# A JSON number that is not NaN/Infinity and not a string or a boolean in disguise.
-FeatureValue = Annotated[float, Strict(), AllowInfNan(False)]
+# A record's value is whatever JSON holds: which type each feature takes is the model's, so the
+# service checks every value against the served feature schema, one clear error per field
+# (bento/predictor.py), and GET /docs.json shows each feature's real type (bento/openapi.py).
+FeatureValue = Any
 
 
 class PredictRequest(BaseModel):
-    """One or more rows to score; each maps every feature name to a number."""
+    """One or more rows to score; each maps every feature name to its value."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,7 +31,8 @@ class Prediction(BaseModel):
     label: str = Field(description="The predicted class.")
     probabilities: dict[str, float] = Field(description="Probability of each class.")
     out_of_range: list[str] = Field(
-        description="Features whose value lies outside the training range (answer less reliable)."
+        description="Features whose value lies outside the training range, or is a category "
+        "never seen in training (answer less reliable)."
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from bento.drift import ReferenceBins
 from bento.metrics import ServiceMetrics
-from bento.predictor import ModelBundle, Predictor
+from bento.predictor import Inputs, ModelBundle, Predictor
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,22 @@ class Served:
     predictor: Predictor
     reference: ReferenceBins
     bin_counters: list[list[Any]]  # [feature][bin] -> labelled counter, resolved once
+    missing_counters: list[Any]  # [feature]
+    unseen_counters: dict[int, Any]  # category feature index -> counter
 
-    def count_bins(self, matrix: Any) -> None:
-        """Count each input value in its training-reference bin (for drift)."""
-        for counters, counts in zip(self.bin_counters, self.reference.counts(matrix), strict=True):
-            for index in counts.nonzero()[0]:
-                counters[index].inc(int(counts[index]))
+    def count_bins(self, inputs: Inputs) -> None:
+        """Count each input value in its training-reference bin, and the blanks and unseen
+        categories (for drift)."""
+        counts = self.reference.counts(inputs)
+        for counters, bins in zip(self.bin_counters, counts.bins, strict=True):
+            for index in bins.nonzero()[0]:
+                counters[index].inc(int(bins[index]))
+        for j, blanks in enumerate(counts.blanks):
+            if blanks:
+                self.missing_counters[j].inc(blanks)
+        for j, counter in self.unseen_counters.items():
+            if counts.unseen[j]:
+                counter.inc(counts.unseen[j])
 
 
 def prepare(bundle: ModelBundle, metrics: ServiceMetrics) -> Served:
@@ -49,7 +59,17 @@ def prepare(bundle: ModelBundle, metrics: ServiceMetrics) -> Served:
             metrics.reference_ratio.labels(version, feature, str(index)).set(fraction)
             row.append(metrics.feature_bins.labels(version, feature, str(index)))
         counters.append(row)
-    return Served(predictor, reference, counters)
+    missing = []
+    for feature, share in zip(reference.features, reference.missing_shares, strict=True):
+        metrics.reference_missing.labels(version, feature).set(share)
+        missing.append(metrics.missing.labels(version, feature))
+    categorical = set(reference.categorical)
+    unseen = {
+        j: metrics.unseen.labels(version, feature)
+        for j, feature in enumerate(reference.features)
+        if feature in categorical
+    }
+    return Served(predictor, reference, counters, missing, unseen)
 
 
 def freeze_heap() -> None:

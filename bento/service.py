@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from bento.guard import ConfiguredRequestGuard
 from bento.loader import latest_tag, load_bundle
 from bento.metrics import create_metrics
-from bento.openapi import ConfiguredOpenApiFixup
+from bento.openapi import ConfiguredOpenApiFixup, publish
 from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
 from bento.predictor import ModelBundle, Predictor, UnscorableError
 from bento.problems import problems_error, unknown_label, unknown_prediction, unscorable
@@ -93,6 +93,7 @@ class Classifier:
         """Swap the served model atomically; requests in flight keep the one they started with."""
         old: Served | None = getattr(self, "served", None)
         self.served = prepare(bundle, self.metrics)
+        publish(bundle.schema, self.settings.max_records)
         info = bundle.info
         self.metrics.model_info.labels(info.name, info.version, info.bento_model).set(1)
         if old is not None:
@@ -108,18 +109,18 @@ class Classifier:
     # async: the work is ~0.4 ms of CPU, cheaper on the event loop than a hop to a thread.
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest, /) -> PredictResponse:
-        """Score records: label, class probabilities, out-of-range features, prediction id."""
+        """Score records: label, class probabilities, features out of range or unseen, id."""
         served = self.served
         predictor = served.predictor
         problems = predictor.check(request.records, self.settings.max_records)
         if problems:
             raise problems_error("PredictRequest", problems)
-        matrix = predictor.matrix(request.records)
+        inputs = predictor.inputs(request.records)
         try:
-            rows = predictor.predict_matrix(matrix)
+            rows = predictor.predict_inputs(inputs)
         except UnscorableError as exc:
             raise problems_error("PredictRequest", unscorable(exc.rows)) from None
-        served.count_bins(matrix)
+        served.count_bins(inputs)
         info = predictor.bundle.info
         predictions = []
         for row in rows:

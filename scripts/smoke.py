@@ -99,14 +99,25 @@ def fetch_metadata(session: requests.Session, base: str, timeout: float) -> dict
     return dict(body)
 
 
-def median_record(metadata: dict[str, Any]) -> dict[str, float | int]:
-    """One valid record: every feature of the schema at its training median."""
-    record: dict[str, float | int] = {}
+def median_record(metadata: dict[str, Any]) -> dict[str, Any]:
+    """One valid record: every number at its training median, every category at its most
+    frequent value, every boolean at its more common value (the schema's kinds)."""
+    record: dict[str, Any] = {}
     for feature in metadata["feature_schema"]["features"]:
+        name = feature.get("name")
+        kind = feature.get("kind") or feature.get("dtype") or "number"
+        if kind == "category":
+            if not feature.get("categories"):
+                raise SmokeError(f"GET /metadata: category {name!r} lists no values")
+            record[name] = feature["categories"][0]
+            continue
+        if kind == "boolean":
+            record[name] = float(feature.get("true_share", 0.0)) >= 0.5
+            continue
         value = feature.get("median")
         if not isinstance(value, int | float) or not math.isfinite(value):
-            raise SmokeError(f"GET /metadata: feature {feature.get('name')!r} has no finite median")
-        record[feature["name"]] = round(value) if feature.get("dtype") == "integer" else value
+            raise SmokeError(f"GET /metadata: feature {name!r} has no finite median")
+        record[name] = round(value) if kind == "integer" else value
     return record
 
 

@@ -130,7 +130,15 @@ def bad_predict_cases(record: dict[str, float]) -> list[tuple[str, Any, list[Any
         ),
         ("wrong type", {"records": [{**record, name: "high"}]}, ["records", 0, name], "float_type"),
         ("boolean", {"records": [{**record, name: True}]}, ["records", 0, name], "float_type"),
-        ("null", {"records": [{**record, name: None}]}, ["records", 0, name], "float_type"),
+        # The wine data has no blanks, so no feature may be null.
+        ("null", {"records": [{**record, name: None}]}, ["records", 0, name], "missing_value"),
+        ("a list", {"records": [{**record, name: [1.0]}]}, ["records", 0, name], "float_type"),
+        (
+            "huge integer",
+            {"records": [{**record, name: 10**400}]},
+            ["records", 0, name],
+            "finite_number",
+        ),
         ("empty records", {"records": []}, ["records"], "too_short"),
         ("records not a list", {"records": {"a": 1}}, ["records"], "list_type"),
         ("no records key", {"rows": [record]}, ["records"], "missing"),

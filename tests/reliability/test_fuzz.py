@@ -4,14 +4,13 @@ Every operation gets schema-valid and schema-breaking requests (with the API key
 be a 5xx, every answer must conform to the document (status codes, content types, bodies), and
 requests that break the schema must be refused with a 4xx.
 
-The generic document says a record is "an object of numbers"; the feature names belong to the model,
-so the test narrows ``/predict`` to the served model's features (from ``/metadata``). That way the
-valid requests reach the model itself, with any finite number a JSON document can carry.
+The document describes ``/predict``'s records by the served model's own features and types
+(bento/openapi.py), so the valid requests reach the model itself, with any finite number a JSON
+document can carry, and the invalid ones include a wrong type for each feature.
 """
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,30 +38,10 @@ def fuzzed_url(trained_home: Path) -> Iterator[str]:
         yield server.url
 
 
-def narrowed(spec: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-    """The document with /predict's records narrowed to the served model's features."""
-    spec = copy.deepcopy(spec)
-    names = [f["name"] for f in metadata["feature_schema"]["features"]]
-    operation = spec["paths"]["/predict"]["post"]
-    body = operation["requestBody"]["content"]["application/json"]["schema"]
-    if "$ref" in body:
-        body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
-    records = body["properties"]["records"]
-    records["items"] = {
-        "type": "object",
-        "properties": {name: {"type": "number"} for name in names},
-        "required": names,
-        "additionalProperties": False,
-    }
-    records["maxItems"] = metadata["max_records"]
-    return spec
-
-
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_url: str) -> Any:
     spec = requests.get(f"{fuzzed_url}/docs.json", timeout=10).json()
-    metadata = requests.get(f"{fuzzed_url}/metadata", timeout=10).json()
-    return schemathesis.openapi.from_dict(narrowed(spec, metadata))
+    return schemathesis.openapi.from_dict(spec)
 
 
 # Not `schemathesis.pytest.from_fixture`: its lazy loader sets `request.node._nodeid`, which

@@ -84,3 +84,69 @@ def test_records_that_overflow_the_model_are_named_not_crashed_on() -> None:
         predictor.predict([fine, {"x": 1.7e308, "y/z": -1.7e308}, fine, {"x": -1e308, "y/z": 0}])
     assert caught.value.rows == [1, 3]
     assert len(predictor.predict([fine, {"x": 1e200, "y/z": 0.0}])) == 2
+
+
+MIXED = {
+    "classes": ["a", "b"],
+    "features": [
+        {"name": "n", "kind": "number", "nullable": True, "min": 0.0, "max": 1.0},
+        {"name": "i", "kind": "integer", "nullable": False, "min": 0.0, "max": 9.0},
+        {"name": "b", "kind": "boolean", "nullable": False},
+        {"name": "c", "kind": "category", "nullable": True, "categories": ["red", "blue"]},
+    ],
+}
+
+
+class FrameEstimator:
+    """Records the DataFrames it is given; 'b' when the category is blue."""
+
+    classes_ = np.array(["a", "b"])
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def predict_proba(self, frame: Any) -> np.ndarray:
+        self.seen.append(frame)
+        p_b = (frame["c"] == "blue").to_numpy(dtype=float) * 0.8 + 0.1
+        return np.column_stack([1 - p_b, p_b])
+
+
+@pytest.fixture
+def mixed() -> Predictor:
+    info = ModelInfo(name="m", version="3", bento_model="m:abc", run_id="r", created_at="t")
+    return Predictor(ModelBundle(estimator=FrameEstimator(), schema=MIXED, info=info))
+
+
+def test_each_kind_is_type_checked_with_the_field_named(mixed: Predictor) -> None:
+    problems = mixed.check(
+        [
+            {"n": "1", "i": 2.5, "b": 1, "c": 3},  # a fraction is fine for an integer
+            {"n": True, "i": None, "b": None},
+            {"n": None, "i": 2.0, "b": False, "c": None},
+        ],
+        limit=10,
+    )
+    assert [(p.loc, p.kind) for p in problems] == [
+        (("records", 0, "n"), "float_type"),
+        (("records", 0, "b"), "bool_type"),
+        (("records", 0, "c"), "string_type"),
+        (("records", 1, "n"), "float_type"),
+        (("records", 1, "i"), "missing_value"),
+        (("records", 1, "b"), "missing_value"),
+    ]
+    assert "['red', 'blue']" in problems[2].message
+
+
+def test_a_mixed_model_gets_a_frame_and_blanks_unseen_are_flagged(mixed: Predictor) -> None:
+    assert not mixed.takes_array
+    rows = mixed.predict(
+        [{"i": 3, "b": True, "c": "blue"}, {"n": 2.0, "i": 1, "b": False, "c": "x"}]
+    )
+    assert [r.label for r in rows] == ["b", "a"]
+    assert rows[0].out_of_range == []
+    assert rows[1].out_of_range == ["n", "c"]  # above the range; a category never seen
+    frame = mixed.bundle.estimator.seen[0]
+    assert list(frame.columns) == ["n", "i", "b", "c"]
+    assert np.isnan(frame["n"][0])
+    assert frame["b"].tolist() == [1.0, 0.0]
+    assert frame["c"].tolist() == ["blue", "x"]
