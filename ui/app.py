@@ -15,7 +15,7 @@ import streamlit as st
 
 from ui.batch_tab import batch_tab
 from ui.client import ApiClient, ApiError
-from ui.form import readable_label
+from ui.form import describe_feature, readable_label
 from ui.responses import Metadata
 from ui.settings import UiSettings, load_settings
 from ui.single_tab import single_tab
@@ -105,6 +105,10 @@ def _sidebar_model(metadata: Metadata) -> None:
     side.caption(f"Run id: `{metadata.run_id}`")
     side.caption(f"BentoML model: `{metadata.bento_model}`")
     side.caption(f"Created: {metadata.created_at}")
+    features = metadata.schema.features
+    # Below the model's identity: what each input is, what it takes, and whether it may be empty.
+    with side.expander(f"Features ({len(features)})"):
+        st.markdown("\n".join(f"- {describe_feature(f)}" for f in features))
 
 
 run()

@@ -1,17 +1,22 @@
 """Batch scoring of a table: check it against the feature schema, send it in chunks, join answers.
 
-Kept free of Streamlit so it can be tested against the real service on its own.
+The CSV is read as text, every cell as written, and each cell is turned into the JSON value its
+feature's kind calls for (``contracts.features.parse_cell``): text categories, yes/no columns and
+blank cells arrive as the person wrote them, and a cell that does not fit is named with its row
+before any request is sent. Kept free of Streamlit so it can be tested against the real service.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
-from ui.responses import FeatureSchema, Prediction
+from contracts.features import CellError, parse_cell
+from ui.form import default_value
+from ui.responses import Feature, FeatureSchema, Prediction, Record, Value
 
 LABEL_COLUMN = "predicted_label"
 OUT_OF_RANGE_COLUMN = "out_of_range"
@@ -27,17 +32,20 @@ class BatchError(Exception):
 class Predicts(Protocol):
     """What scoring needs from the API client."""
 
-    def predict(self, records: list[dict[str, float]]) -> list[Prediction]: ...
+    def predict(self, records: list[Record]) -> list[Prediction]: ...
 
 
 def read_csv(data: bytes) -> pd.DataFrame:
-    """Parse an uploaded CSV file.
+    """Parse an uploaded CSV file, every cell as text (a blank cell is ``""``).
+
+    Text, not pandas' guesses: a category written ``007`` stays ``007``, ``NA`` stays a word, and
+    the kind of each column comes from the model's schema, not from its first rows.
 
     Raises:
         BatchError: the bytes are not a CSV table with at least one row.
     """
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise BatchError(f"The file is not a readable CSV table: {exc}") from None
     if frame.empty:
@@ -46,14 +54,16 @@ def read_csv(data: bytes) -> pd.DataFrame:
 
 
 def check_columns(frame: pd.DataFrame, schema: FeatureSchema) -> None:
-    """Every feature of the schema, and nothing else, must be a column.
+    """Every feature of the schema, and nothing else, must be a column; the model's target
+    may be there too (a labelled file): it is kept beside the predictions, not sent.
 
     Raises:
         BatchError: naming the missing and the unexpected columns.
     """
     columns = [str(c) for c in frame.columns]
     missing = [name for name in schema.names if name not in columns]
-    extra = [name for name in columns if name not in schema.names]
+    allowed = {*schema.names, schema.target}
+    extra = [name for name in columns if name not in allowed]
     duplicated = sorted({name for name in columns if columns.count(name) > 1})
     problems = []
     if missing:
@@ -70,27 +80,67 @@ def check_columns(frame: pd.DataFrame, schema: FeatureSchema) -> None:
         )
 
 
-def check_values(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """The feature columns as finite floats, in schema order.
+def check_values(frame: pd.DataFrame, schema: FeatureSchema) -> list[Record]:
+    """The rows as records of JSON values (by each feature's kind), in schema order.
 
     Raises:
-        BatchError: naming each column with empty or non-numeric cells and the first such rows
-            (numbered as in a spreadsheet: the header is row 1).
+        BatchError: naming each column with cells that do not fit its feature (text in a number
+            column, a word that is not yes/no, a blank where the model needs a value) and the
+            first such rows, numbered as in a spreadsheet: the header is row 1.
     """
-    values = frame[schema.names].apply(pd.to_numeric, errors="coerce").astype("float64")
-    bad = values.isna() | values.abs().eq(float("inf"))
-    problems = []
-    for name in schema.names:
-        rows = bad[name].to_numpy().nonzero()[0] + 2
-        if len(rows):
-            shown = ", ".join(str(r) for r in rows[:MAX_ROWS_NAMED])
-            more = f" and {len(rows) - MAX_ROWS_NAMED} more" if len(rows) > MAX_ROWS_NAMED else ""
-            problems.append(f"{name!r} (rows {shown}{more})")
+    columns: dict[str, list[Value]] = {}
+    problems: list[str] = []
+    for feature in schema.features:
+        values, column_problems = _parse_column(feature, list(frame[feature.name]))
+        columns[feature.name] = values
+        problems.extend(column_problems)
     if problems:
         raise BatchError(
-            "Some cells are empty or not numbers: " + "; ".join(problems) + ". Fix them and retry."
+            "Some cells do not fit the model's features: "
+            + "; ".join(problems)
+            + ". Fix them and retry."
         )
-    return values
+    return [{name: columns[name][row] for name in schema.names} for row in range(len(frame.index))]
+
+
+def _parse_column(feature: Feature, cells: list[object]) -> tuple[list[Value], list[str]]:
+    """A column's cells as values, and its problems (blank where required, or wrong type)."""
+    values: list[Value] = []
+    blank: list[int] = []
+    wrong: list[int] = []
+    first_reason = ""
+    entry = {"name": feature.name, "kind": feature.kind}  # what parse_cell reads of a feature
+    for position, cell in enumerate(cells):
+        try:
+            value = parse_cell(entry, _cell_text(cell))
+        except CellError as exc:
+            wrong.append(position)
+            first_reason = first_reason or str(exc)
+            values.append(None)
+            continue
+        if value is None and not feature.nullable:
+            blank.append(position)
+        values.append(value)
+    problems = []
+    if wrong:
+        problems.append(f"{feature.name!r} ({_rows(wrong)}): {first_reason}")
+    if blank:
+        problems.append(f"{feature.name!r} ({_rows(blank)}): empty, but the model needs a value")
+    return values, problems
+
+
+def _cell_text(cell: Any) -> str | None:
+    """A cell as text; a missing one (None, NaN or NA in a frame built in code) as None."""
+    if cell is None or (not isinstance(cell, str) and bool(pd.isna(cell))):
+        return None
+    return str(cell)
+
+
+def _rows(positions: list[int]) -> str:
+    """``rows 3, 5 and 2 more``: spreadsheet numbers (the header is row 1) of the first few."""
+    shown = ", ".join(str(p + 2) for p in positions[:MAX_ROWS_NAMED])
+    more = len(positions) - MAX_ROWS_NAMED
+    return f"rows {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def score_frame(
@@ -111,11 +161,7 @@ def score_frame(
         ApiError: a request failed.
     """
     check_columns(frame, schema)
-    values = check_values(frame, schema)
-    records = [
-        dict(zip(schema.names, map(float, row), strict=True))
-        for row in values.itertuples(index=False, name=None)
-    ]
+    records = check_values(frame, schema)
     chunk = max(1, max_records)
     predictions: list[Prediction] = []
     for start in range(0, len(records), chunk):
@@ -131,9 +177,19 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 
 def template_csv(schema: FeatureSchema) -> bytes:
-    """A one-row CSV with the expected header and the training medians."""
-    row = {f.name: (round(f.median) if f.is_integer else f.median) for f in schema.features}
+    """A one-row CSV with the expected header and a typical value of each feature: the training
+    median of a number, the most frequent category, the majority of a yes/no as true/false."""
+    row = {f.name: _template_cell(default_value(f)) for f in schema.features}
     return to_csv(pd.DataFrame([row], columns=schema.names))
+
+
+def _template_cell(value: Value) -> str | float | int:
+    """A value as the CSV writes it (booleans as ``true``/``false``, which the check reads back)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _join(
@@ -151,7 +207,8 @@ def _join(
         },
         index=frame.index,
     )
-    return pd.concat([frame[schema.names], scored], axis=1)
+    kept = [*schema.names, *([schema.target] if schema.target in frame.columns else [])]
+    return pd.concat([frame[kept], scored], axis=1)
 
 
 def _names(names: list[str]) -> str:

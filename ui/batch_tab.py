@@ -21,6 +21,7 @@ from ui.batch import (
     to_csv,
 )
 from ui.client import ApiClient, ApiError
+from ui.form import describe_feature
 from ui.responses import FeatureSchema, Metadata
 
 # Session-state key of the tab's own state (distinct from the widgets' keys).
@@ -31,10 +32,14 @@ def batch_tab(client: ApiClient, metadata: Metadata) -> None:
     schema = metadata.schema
     st.markdown(
         f"Upload a CSV file with one column per feature ({len(schema.features)} columns, "
-        f"names as below). Rows are sent in requests of at most {metadata.max_records}."
+        "names as below). Cells are read as written: numbers, text categories, yes/no (or "
+        "true/false, 1/0), and blank cells in the columns that may be empty. Rows are sent in "
+        f"requests of at most {metadata.max_records}."
     )
     with st.expander("Expected columns"):
-        st.code(",".join(schema.names), language=None)
+        # The header as a CSV writes it (a name holding a comma is quoted).
+        st.code(pd.DataFrame(columns=schema.names).to_csv(index=False).strip(), language=None)
+        st.markdown("\n".join(f"- {describe_feature(f)}" for f in schema.features))
         st.download_button(
             "Download a template CSV",
             template_csv(schema),
@@ -90,8 +95,8 @@ def _show_scored(scored: pd.DataFrame, schema: FeatureSchema, file_name: str) ->
     st.success(f"Scored {len(scored)} rows ({summary}).")
     if outside:
         st.warning(
-            f"{outside} rows have values outside the training range "
-            f"(column `{OUT_OF_RANGE_COLUMN}`): their predictions are less reliable."
+            f"{outside} rows have values outside the training range or categories not seen in "
+            f"training (column `{OUT_OF_RANGE_COLUMN}`): their predictions are less reliable."
         )
     probabilities = {f"{PROBABILITY_PREFIX}{c}": c for c in schema.classes}
     st.dataframe(

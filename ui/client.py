@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ui.responses import FeedbackResult, Metadata, Prediction, parse_metadata, parse_prediction
+from ui.responses import (
+    FeedbackResult,
+    Metadata,
+    Prediction,
+    Value,
+    parse_metadata,
+    parse_prediction,
+)
 
 MAX_DETAILS_SHOWN = 5
 
@@ -85,8 +92,8 @@ class ApiClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("/metadata", exc) from None
 
-    def predict(self, records: Sequence[Mapping[str, float]]) -> list[Prediction]:
-        """Score ``records`` (each maps every feature name to a number), in order."""
+    def predict(self, records: Sequence[Mapping[str, Value]]) -> list[Prediction]:
+        """Score ``records`` (each maps feature names to their JSON values), in order."""
         body = self._request("POST", "/predict", {"records": [dict(r) for r in records]})
         try:
             predictions = [parse_prediction(p) for p in body["predictions"]]

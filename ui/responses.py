@@ -7,20 +7,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import features
+
+# A record's value for one feature, as JSON carries it: a number (whole for an integer feature),
+# true/false, a category's text, or None (null) for an empty nullable feature.
+Value = float | int | bool | str | None
+Record = dict[str, Value]
+
 
 @dataclass(frozen=True)
 class Feature:
-    """One input of the model, as described by the training data."""
+    """One input of the model, as described by the training data.
+
+    ``min``, ``max`` and ``median`` are set for numbers and integers only; ``categories`` (most
+    frequent first) for categories only; ``true_share`` for booleans only.
+    """
 
     name: str
-    dtype: str
-    min: float
-    max: float
-    median: float
+    kind: str = features.NUMBER
+    min: float | None = None
+    max: float | None = None
+    median: float | None = None
+    nullable: bool = False
+    categories: tuple[str, ...] = ()
+    true_share: float | None = None
+    missing_share: float = 0.0
 
     @property
     def is_integer(self) -> bool:
-        return self.dtype == "integer"
+        return self.kind == features.INTEGER
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in features.NUMERIC_KINDS
 
 
 @dataclass(frozen=True)
@@ -74,17 +93,8 @@ class FeedbackResult:
 def parse_metadata(body: Mapping[str, Any]) -> Metadata:
     """``GET /metadata``'s body as :class:`Metadata` (KeyError/ValueError when malformed)."""
     schema = body["feature_schema"]
-    features = tuple(
-        Feature(
-            name=str(f["name"]),
-            dtype=str(f.get("dtype", "number")),
-            min=float(f["min"]),
-            max=float(f["max"]),
-            median=float(f["median"]),
-        )
-        for f in schema["features"]
-    )
-    if not features:
+    parsed = tuple(parse_feature(f) for f in schema["features"])
+    if not parsed:
         raise ValueError("the feature schema lists no features")
     return Metadata(
         name=str(body["name"]),
@@ -97,9 +107,41 @@ def parse_metadata(body: Mapping[str, Any]) -> Metadata:
         schema=FeatureSchema(
             target=str(schema.get("target", "label")),
             classes=tuple(str(c) for c in schema["classes"]),
-            features=features,
+            features=parsed,
         ),
     )
+
+
+def parse_feature(item: Mapping[str, Any]) -> Feature:
+    """One feature of a version-1 (``dtype``, numbers only) or version-2 (``kind``) schema.
+
+    Raises:
+        KeyError, TypeError, ValueError: the feature lacks what its kind needs.
+    """
+    kind = features.kind(item)
+    name = str(item["name"])
+    common: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "nullable": features.nullable(item),
+        "missing_share": float(item.get("missing_share") or 0.0),
+    }
+    if kind in features.NUMERIC_KINDS:
+        return Feature(
+            **common,
+            min=float(item["min"]),
+            max=float(item["max"]),
+            median=float(item["median"]),
+        )
+    if kind == features.BOOLEAN:
+        share = item.get("true_share")
+        return Feature(**common, true_share=None if share is None else float(share))
+    if kind == features.CATEGORY:
+        categories = tuple(features.categories(item))
+        if not categories:  # the form could offer nothing to choose
+            raise ValueError("a category feature lists no categories")
+        return Feature(**common, categories=categories)
+    raise ValueError("a feature has an unknown kind")
 
 
 def parse_prediction(item: Mapping[str, Any]) -> Prediction:

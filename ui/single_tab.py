@@ -8,8 +8,16 @@ import pandas as pd
 import streamlit as st
 
 from ui.client import ApiClient, ApiError
-from ui.form import input_spec, readable_label
-from ui.responses import FeedbackResult, Metadata, Prediction
+from ui.form import (
+    CheckboxSpec,
+    ChoiceSpec,
+    InputSpec,
+    describe_outside,
+    input_spec,
+    option_label,
+    readable_label,
+)
+from ui.responses import Feature, FeedbackResult, Metadata, Prediction, Record, Value
 
 # Session-state keys of the tab's own state (distinct from the widgets' keys).
 PREDICTION_KEY = "cepage.last_prediction"
@@ -36,31 +44,63 @@ def single_tab(client: ApiClient, metadata: Metadata) -> None:
         _feedback(client, metadata, state["prediction"])
 
 
-def _feature_form(metadata: Metadata) -> dict[str, float] | None:
-    """One number input per feature of the schema; the record when the form is submitted."""
+def _feature_form(metadata: Metadata) -> Record | None:
+    """One input per feature of the schema, by its kind; the record when the form is submitted."""
     features = metadata.schema.features
     keys = {f.name: f"feature:{metadata.bento_model}:{f.name}" for f in features}
     with st.form("predict"):
         columns = st.columns(FORM_COLUMNS)
         for index, feature in enumerate(features):
-            spec = input_spec(feature)
-            columns[index % FORM_COLUMNS].number_input(
-                spec.label,
-                min_value=spec.min_value,
-                max_value=spec.max_value,
-                value=spec.value,
-                step=spec.step,
-                format=spec.format,
-                help=spec.help,
-                key=keys[feature.name],
-            )
+            with columns[index % FORM_COLUMNS]:
+                _input(input_spec(feature), keys[feature.name])
         submitted = st.form_submit_button("Predict", type="primary")
     if not submitted:
         return None
-    return {name: float(st.session_state[key]) for name, key in keys.items()}
+    return {f.name: _record_value(f, st.session_state[keys[f.name]]) for f in features}
 
 
-def _show_prediction(metadata: Metadata, prediction: Prediction, record: dict[str, float]) -> None:
+def _input(spec: InputSpec, key: str) -> None:
+    """Draw one widget of the form (its value is read back from the session state by ``key``)."""
+    if isinstance(spec, ChoiceSpec):
+        st.selectbox(
+            spec.label,
+            spec.options,
+            index=spec.index,
+            format_func=option_label,
+            help=spec.help,
+            key=key,
+        )
+    elif isinstance(spec, CheckboxSpec):
+        st.checkbox(spec.label, value=spec.value, help=spec.help, key=key)
+    else:
+        # All ints for an integer feature, all floats otherwise: a pairing the overloads of
+        # st.number_input cannot follow through the spec's union types, hence the untyped dict.
+        numbers: dict[str, Any] = {
+            "min_value": spec.min_value,
+            "max_value": spec.max_value,
+            "value": spec.value,
+            "step": spec.step,
+        }
+        st.number_input(
+            spec.label,
+            **numbers,
+            format=spec.format,
+            help=spec.help,
+            placeholder=spec.placeholder,
+            key=key,
+        )
+
+
+def _record_value(feature: Feature, value: Value) -> Value:
+    """A widget's value as the API's JSON expects it: whole numbers for integers, None if empty."""
+    if value is None or not feature.is_numeric or isinstance(value, bool):
+        return value
+    if feature.is_integer:
+        return round(float(value))
+    return float(value)
+
+
+def _show_prediction(metadata: Metadata, prediction: Prediction, record: Record) -> None:
     schema = metadata.schema
     confidence = prediction.probabilities.get(prediction.label, 0.0)
     st.success(
@@ -70,8 +110,7 @@ def _show_prediction(metadata: Metadata, prediction: Prediction, record: dict[st
     if prediction.out_of_range:
         features = {f.name: f for f in schema.features}
         outside = [
-            f"{readable_label(name)} = {record.get(name, float('nan')):g} "
-            f"(training range {features[name].min:g} to {features[name].max:g})"
+            describe_outside(features[name], record.get(name))
             for name in prediction.out_of_range
             if name in features
         ]

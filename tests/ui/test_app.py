@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from streamlit.testing.v1.element_tree import NumberInput
 import ui.single_tab
 from tests.ui.traffic import predict_requests
 from ui.batch import LABEL_COLUMN, PROBABILITY_PREFIX, to_csv
-from ui.form import InputSpec, input_spec, readable_label
+from ui.form import (
+    InputSpec,
+    NumberSpec,
+    default_value,
+    input_spec,
+    readable_label,
+    training_range,
+)
 from ui.responses import Feature, Metadata
 
 pytestmark = pytest.mark.ui
@@ -48,7 +56,7 @@ def form_record(at: AppTest) -> dict[str, float]:
     return {name: number(widget) for name, widget in feature_inputs(at).items()}
 
 
-def service_label(api_url: str, record: dict[str, float]) -> dict[str, Any]:
+def service_label(api_url: str, record: Mapping[str, object]) -> dict[str, Any]:
     response = requests.post(f"{api_url}/predict", json={"records": [record]}, timeout=30)
     response.raise_for_status()
     prediction: dict[str, Any] = response.json()["predictions"][0]
@@ -72,13 +80,15 @@ def test_the_form_has_one_input_per_feature(app: AppTest, served: Metadata) -> N
     for feature in served.schema.features:
         widget = inputs[feature.name]
         spec = input_spec(feature)
+        assert isinstance(spec, NumberSpec)
+        low, high, _ = training_range(feature)
         assert widget.label == readable_label(feature.name)
         assert widget.value == spec.value
         assert widget.min is not None
         assert widget.max is not None
-        assert widget.min < feature.min or widget.min == 0
-        assert widget.max > feature.max
-    assert not app.error
+        assert widget.min < low or widget.min == 0
+        assert widget.max > high
+    assert not app.error, texts(app.error)
 
 
 def test_the_sidebar_shows_the_model(app: AppTest, served: Metadata, api_url: str) -> None:
@@ -98,7 +108,7 @@ def test_submitting_shows_the_predicted_label(app: AppTest, api_url: str) -> Non
     assert f"**{expected['label']}**" in result
     assert f"{expected['probabilities'][expected['label']]:.1%}" in result
     assert not app.warning
-    assert not app.error
+    assert not app.error, texts(app.error)
     assert [e for e in app.main.get("vega_lite_chart")], "no probability chart"
 
 
@@ -125,7 +135,7 @@ def test_feedback_is_recorded(app: AppTest, served: Metadata, api_url: str) -> N
         next(b for b in app.button if b.label == "Send feedback").click()
         app.run()
         assert not app.exception
-        assert not app.error
+        assert not app.error, texts(app.error)
         recorded = [s for s in texts(app.success) if s.startswith("Feedback recorded")]
         assert recorded == [
             f"Feedback recorded as {outcome}: predicted {predicted}, true {true_label} "
@@ -134,17 +144,17 @@ def test_feedback_is_recorded(app: AppTest, served: Metadata, api_url: str) -> N
 
 
 def test_a_csv_upload_is_scored(app: AppTest, served: Metadata, api_url: str) -> None:
-    features = served.schema.features
-    rows = [
-        {f.name: f.min - (f.max - f.min) - 1 for f in features},
-        {f.name: f.max + (f.max - f.min) + 1 for f in features},
+    ranges = {f.name: training_range(f) for f in served.schema.features}
+    rows: list[dict[str, object]] = [
+        {name: low - (high - low) - 1 for name, (low, high, _) in ranges.items()},
+        {name: high + (high - low) + 1 for name, (low, high, _) in ranges.items()},
     ]
-    rows += [{f.name: f.median for f in features}] * 3
+    rows += [{f.name: default_value(f) for f in served.schema.features}] * 3  # whole integers
     frame = pd.DataFrame(rows, columns=served.schema.names)
     app.file_uploader[0].set_value(("wines.csv", to_csv(frame), "text/csv"))
     app.run()
     assert not app.exception
-    assert not app.error
+    assert not app.error, texts(app.error)
     [table] = app.dataframe
     scored = table.value
     assert len(scored) == len(frame)
@@ -159,11 +169,10 @@ def test_a_csv_upload_is_scored(app: AppTest, served: Metadata, api_url: str) ->
 
 def test_a_csv_with_wrong_columns_is_refused(app: AppTest, served: Metadata, api_url: str) -> None:
     dropped = served.schema.names[0]
-    frame = pd.DataFrame([{f.name: f.median for f in served.schema.features}]).drop(
-        columns=[dropped]
-    )
+    medians = {f.name: default_value(f) for f in served.schema.features}
+    frame = pd.DataFrame([medians]).drop(columns=[dropped])
     frame["colour"] = 3.0
-    service_label(api_url, {f.name: f.median for f in served.schema.features})  # count exists
+    service_label(api_url, medians)  # count exists
     before = predict_requests(api_url)
     app.file_uploader[0].set_value(("bad.csv", to_csv(frame), "text/csv"))
     app.run()

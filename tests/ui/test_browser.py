@@ -7,7 +7,8 @@ macOS's /Applications, else the one `playwright install chromium` downloaded (do
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from scripts.chromium import ARGS as CHROMIUM_ARGS
 from scripts.chromium import MISSING as NO_CHROMIUM
 from scripts.chromium import locate as locate_chromium
 from tests.support.procs import BIN, ROOT, free_port, require, running
-from ui.form import input_spec, readable_label
-from ui.responses import Metadata
+from ui.form import default_value, number_spec, readable_label, training_range
+from ui.responses import Feature, Metadata
 
 pytestmark = pytest.mark.ui
 
@@ -39,6 +40,19 @@ def chromium() -> Path:
 @pytest.fixture
 def ui_url(chromium: Path, api_url: str, tmp_path: Path) -> Iterator[str]:
     """A real `streamlit run ui/app.py` pointed at the real service; yields its URL."""
+    with _streamlit(api_url, tmp_path / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture
+def mixed_ui_url(chromium: Path, mixed_api_url: str, tmp_path: Path) -> Iterator[str]:
+    """The same page pointed at the service of the model trained on raw mixed data."""
+    with _streamlit(mixed_api_url, tmp_path / "streamlit.log") as url:
+        yield url
+
+
+@contextmanager
+def _streamlit(api_url: str, log: Path) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -49,7 +63,7 @@ def ui_url(chromium: Path, api_url: str, tmp_path: Path) -> Iterator[str]:
     argv = [str(BIN / "streamlit"), "run", str(ROOT / "ui" / "app.py")]
     argv += ["--server.headless", "true", "--server.port", str(port)]
     argv += ["--server.address", "127.0.0.1"]
-    with running(argv, log=tmp_path / "streamlit.log", ready_url=f"{url}/_stcore/health", env=env):
+    with running(argv, log=log, ready_url=f"{url}/_stcore/health", env=env):
         yield url
 
 
@@ -60,9 +74,9 @@ def test_predict_in_a_real_browser(
 
     # Change the first feature to its training maximum; the service says what to expect.
     feature = served.schema.features[0]
-    record = {f.name: float(input_spec(f).value) for f in served.schema.features}
-    spec = input_spec(feature)
-    typed = spec.format % feature.max
+    record = {f.name: _form_default(f) for f in served.schema.features}
+    spec = number_spec(feature)
+    typed = spec.format % training_range(feature)[1]
     record[feature.name] = float(typed)
     expected = _service_prediction(api_url, record)
     target = readable_label(served.schema.target).lower()
@@ -90,7 +104,54 @@ def test_predict_in_a_real_browser(
     assert (tmp_path / "prediction.png").stat().st_size > 0
 
 
-def _service_prediction(api_url: str, record: dict[str, float]) -> dict[str, Any]:
+def test_mixed_data_form_in_a_real_browser(
+    chromium: Path, mixed_ui_url: str, mixed_api_url: str, mixed_served: Metadata, tmp_path: Path
+) -> None:
+    """Pick a category in its select box, leave an optional number empty, predict."""
+    from playwright.sync_api import sync_playwright
+
+    features = {f.name: f for f in mixed_served.schema.features}
+    category = next(f for f in features.values() if f.kind == "category" and not f.nullable)
+    optional = next(f for f in features.values() if f.is_numeric and f.nullable)
+    chosen = category.categories[-1]  # not the default (the most frequent)
+    record = {name: default_value(f) for name, f in features.items()}
+    record[category.name] = chosen
+    record[optional.name] = None
+    expected = _service_prediction(mixed_api_url, record)
+    target = readable_label(mixed_served.schema.target).lower()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(mixed_ui_url)
+            empty = page.get_by_label(readable_label(optional.name), exact=True)
+            empty.wait_for(timeout=WAIT_MS)
+            assert empty.input_value() == "", "an optional number does not start empty"
+            box = page.get_by_role("combobox", name=readable_label(category.name), exact=True)
+            box.click()
+            page.get_by_role("option", name=chosen, exact=True).click()
+            assert box.input_value() == chosen
+            page.get_by_role("button", name="Predict").click()
+            page.get_by_text(f"Predicted {target}: {expected['label']}").wait_for(timeout=WAIT_MS)
+            page.get_by_text(
+                f"(probability {expected['probabilities'][expected['label']]:.1%})"
+            ).wait_for(timeout=WAIT_MS)
+            assert page.get_by_text("Traceback").count() == 0
+            page.screenshot(path=str(tmp_path / "mixed.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "mixed.png").stat().st_size > 0
+
+
+def _form_default(feature: Feature) -> float:
+    """What a wine feature's input starts at (a wine feature is never empty)."""
+    value = number_spec(feature).value
+    assert value is not None
+    return float(value)
+
+
+def _service_prediction(api_url: str, record: Mapping[str, object]) -> dict[str, Any]:
     response = requests.post(f"{api_url}/predict", json={"records": [record]}, timeout=30)
     response.raise_for_status()
     prediction: dict[str, Any] = response.json()["predictions"][0]

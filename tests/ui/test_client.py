@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from contracts import features
 from ui.client import ApiClient, ApiError, normalize_url
+from ui.form import training_range
 from ui.responses import Metadata
 
 pytestmark = pytest.mark.ui
@@ -30,14 +32,15 @@ def test_metadata_is_the_services(client: ApiClient, metadata: dict[str, Any]) -
     assert parsed.schema.names == [f["name"] for f in schema["features"]]
     for feature, raw in zip(parsed.schema.features, schema["features"], strict=True):
         assert (feature.min, feature.max, feature.median) == (raw["min"], raw["max"], raw["median"])
-        assert feature.is_integer == (raw["dtype"] == "integer")
+        assert feature.kind == features.kind(raw)  # "dtype" in a version-1 schema, else "kind"
 
 
 def test_predict_scores_records_in_order(
     client: ApiClient, served: Metadata, median_record: dict[str, float]
 ) -> None:
     first = served.schema.features[0]
-    beyond = {**median_record, first.name: first.max + (first.max - first.min)}
+    low, high, _ = training_range(first)
+    beyond = {**median_record, first.name: high + (high - low)}
     predictions = client.predict([median_record, beyond])
     assert len(predictions) == 2
     for prediction in predictions:
