@@ -44,7 +44,8 @@ from typing import Any
 # Alerts that only repeat what "the service is down / not scraped" already says.
 SYMPTOMS_OF_A_DOWN_SERVICE = (
     "CepageHighServerErrorRatio|CepageHighClientErrorRatio|CepageHighLatencyP99"
-    "|CepageFeatureDrift|CepageLowFeedbackAccuracy"
+    "|CepageFeatureDrift|CepageFeatureMissingValues|CepageFeatureUnseenCategories"
+    "|CepageLowFeedbackAccuracy"
 )
 
 

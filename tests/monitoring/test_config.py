@@ -142,6 +142,59 @@ def alert_rules() -> dict[str, dict[str, Any]]:
     return rules
 
 
+def rule_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
+    for path in sorted((PROMETHEUS / "rules").glob("*.yml")):
+        groups += yaml.safe_load(path.read_text())["groups"]
+    return groups
+
+
+RECORDED = re.compile(r"\bcepage:[a-z0-9_:]+")
+SERVICE_METRIC = re.compile(r"\bcepage_[a-z0-9_]+")
+
+
+def promql_texts() -> list[tuple[str, str]]:
+    """(where, text) of every rule expression, alert annotation and dashboard query."""
+    texts = []
+    for group in rule_groups():
+        for rule in group["rules"]:
+            name = rule.get("record") or rule["alert"]
+            texts.append((name, rule["expr"]))
+            texts += [(f"{name} {key}", text) for key, text in rule.get("annotations", {}).items()]
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            where = f"{path.name}: {panel['title']}"
+            texts += [(where, target["expr"]) for target in panel.get("targets", [])]
+    return texts
+
+
+def test_every_query_names_a_recorded_rule_or_a_metric_the_service_declares() -> None:
+    """A misspelt name is not an error to Prometheus or Grafana, just an empty panel or an alert
+    that can never fire: every ``cepage:`` name is recorded, every ``cepage_`` metric is one
+    bento/metrics.py registers (histograms with their _bucket/_sum/_count series)."""
+    recorded = {r["record"] for g in rule_groups() for r in g["rules"] if "record" in r}
+    service = (ROOT / "bento" / "metrics.py").read_text()
+    declared = set(re.findall(r'"(cepage_[a-z0-9_]+)"', service))
+    unknown = []
+    for where, text in promql_texts():
+        unknown += [f"{where}: {n}" for n in RECORDED.findall(text) if n not in recorded]
+        for name in SERVICE_METRIC.findall(text):
+            if name not in declared and re.sub(r"_(bucket|sum|count)$", "", name) not in declared:
+                unknown.append(f"{where}: {name}")
+    assert unknown == []
+
+
+def test_a_recording_rule_comes_after_the_rules_of_its_group_it_reads() -> None:
+    """Rules of a group are evaluated in order: reading one recorded later gets the previous
+    evaluation's value, a minute-old figure mixed with a fresh one."""
+    for group in rule_groups():
+        names = [r.get("record") or r["alert"] for r in group["rules"]]
+        for position, rule in enumerate(group["rules"]):
+            for name in RECORDED.findall(rule["expr"]):
+                if name in names:
+                    assert names.index(name) < position, f"{names[position]} reads {name}"
+
+
 def test_every_alert_has_severity_summary_and_a_runbook_section() -> None:
     runbook = (ROOT / "docs" / "monitoring.md").read_text()
     for name, rule in alert_rules().items():

@@ -52,6 +52,19 @@ def prometheus_config(directory: Path, targets: dict[str, str]) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def prometheus_running(
+    binary: str, directory: Path, targets: dict[str, str], port: int
+) -> Iterator[str]:
+    """The real Prometheus on ``port`` with :func:`prometheus_config`, ready; yields its URL."""
+    config = prometheus_config(directory, targets)
+    argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}"]
+    argv += [f"--web.listen-address=127.0.0.1:{port}"]
+    url = f"http://127.0.0.1:{port}"
+    with running(argv, log=directory / "prometheus.log", ready_url=f"{url}/-/ready"):
+        yield url
+
+
 def records(frame: Any, count: int, seed: int, shift: bool) -> list[dict[str, float]]:
     rows = frame.sample(count, replace=True, random_state=seed).drop(columns=["cultivar"])
     if shift:
@@ -151,11 +164,7 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             "node": f"127.0.0.1:{node_port}",
             "prometheus": f"127.0.0.1:{prom_port}",
         }
-        config = prometheus_config(directory, targets)
-        argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}"]
-        argv += [f"--web.listen-address=127.0.0.1:{prom_port}"]
-        url = f"http://127.0.0.1:{prom_port}"
-        with running(argv, log=directory / "prometheus.log", ready_url=f"{url}/-/ready"):
+        with prometheus_running(binary, directory, targets, prom_port) as url:
             # Counters must be scraped at zero before the load, so increase() sees all of it.
             wait_for(url, 'cepage_feature_bin_total{job="cepage-baseline"}')
             wait_for(url, 'cepage_feature_bin_total{job="cepage-service"}')
