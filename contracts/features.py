@@ -82,6 +82,20 @@ def canonical_category(value: object) -> str:
     return str(value).strip()
 
 
+def _category(feature: Mapping[str, Any], text: str) -> str:
+    """The category a cell names: ``1.0`` is the training value ``1`` of a column of codes that
+    pandas read as numbers; any other text is kept as written."""
+    known = categories(feature)
+    if text in known:
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    canonical = canonical_category(number)
+    return canonical if canonical in known else text
+
+
 class CellError(ValueError):
     """A text cell does not fit its feature; the message says what was expected."""
 
@@ -98,7 +112,7 @@ def parse_cell(feature: Mapping[str, Any], text: str | None) -> float | bool | s
     text = str(text)
     which = kind(feature)
     if which == CATEGORY:
-        return canonical_category(text)
+        return _category(feature, text.strip())
     if which == BOOLEAN:
         value = parse_boolean(text)
         if value is None:

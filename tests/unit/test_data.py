@@ -206,3 +206,14 @@ def test_a_scored_csv_reads_blanks_as_training_does() -> None:
     assert set(STR_NA_VALUES) == BLANK_MARKERS
     assert parse_cell({"name": "sex", "kind": "category"}, "NA") is None
     assert parse_cell({"name": "sex", "kind": "category"}, "male") == "male"
+
+
+def test_a_code_written_1_0_is_the_training_category_1() -> None:
+    from contracts.features import parse_cell
+
+    pclass = {"name": "pclass", "kind": "category", "categories": ["1", "2", "3"]}
+    assert parse_cell(pclass, "1.0") == "1"
+    assert parse_cell(pclass, " 2 ") == "2"
+    version = {"name": "v", "kind": "category", "categories": ["1.0", "2.5"]}
+    assert parse_cell(version, "1.0") == "1.0"  # a text category stays as written
+    assert parse_cell(pclass, "first") == "first"  # unseen: the service flags it
