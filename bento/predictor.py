@@ -214,10 +214,8 @@ class Predictor:
                 e.g. 1e308, become infinite once scaled): no probability can be given for them.
         """
         proba = self._proba(inputs.model_input)
-        if proba is None:
-            count = len(inputs.numbers)
-            rows = [i for i in range(count) if not self._scores(inputs, i)]
-            raise UnscorableError(rows or list(range(count)))
+        if proba is None or not np.isfinite(proba).all():
+            raise UnscorableError(self._unscorable(inputs.model_input, 0, proba))
         with np.errstate(invalid="ignore"):
             outside = (inputs.numbers < self._low) | (inputs.numbers > self._high)
         for j, codes in inputs.codes.items():
@@ -234,19 +232,58 @@ class Predictor:
             )
         return results
 
-    def _scores(self, inputs: Inputs, row: int) -> bool:
-        """Whether the model gives finite probabilities for one row of ``inputs``."""
-        one = inputs.model_input[row : row + 1]
-        return self._proba(one) is not None
+    def _unscorable(self, model_input: Any, offset: int, proba: np.ndarray | None) -> list[int]:
+        """The rows (indices from ``offset``) the model gives no finite probability for.
 
-    def _proba(self, model_input: Any) -> np.ndarray | None:
-        """Class probabilities, or None when the model cannot give finite ones."""
+        Read off the answer when there is one. When scikit-learn refused the whole call (it
+        rejects the infinities its own scaling made), a pipeline's preparation is run once to
+        find the rows it makes infinite; anything else is halved until the culprits are found.
+        Either way a batch of ``max_records`` costs a few calls, not one per row on the event loop.
+        """
+        if proba is not None:
+            return [offset + int(i) for i in np.flatnonzero(~np.isfinite(proba).all(axis=1))]
+        found = self._unscorable_prepared(model_input)
+        if found is not None:
+            return [offset + i for i in found]
+        count = len(model_input)
+        if count == 1:
+            return [offset]
+        middle = count // 2
+        rows = []
+        for start, stop in ((0, middle), (middle, count)):
+            part = model_input[start:stop]
+            answer = self._proba(part)
+            if answer is None or not np.isfinite(answer).all():
+                rows.extend(self._unscorable(part, offset + start, answer))
+        return rows
+
+    def _unscorable_prepared(self, model_input: Any) -> list[int] | None:
+        """Bad rows found with two calls: the pipeline's preparation, then its estimator on the
+        rows that stayed finite (None when the model is not such a pipeline or it fails)."""
+        estimator = self.bundle.estimator
+        if len(getattr(estimator, "steps", ())) < 2:
+            return None
         with np.errstate(all="ignore"):
             try:
-                proba = self.bundle.estimator.predict_proba(model_input)
+                prepared = np.asarray(estimator[:-1].transform(model_input), dtype="float64")
+                finite = np.isfinite(prepared).all(axis=1)
+                kept = np.flatnonzero(finite)
+                proba = estimator[-1].predict_proba(prepared[kept]) if len(kept) else None
+            except (ValueError, TypeError):
+                return None
+        bad = set(np.flatnonzero(~finite).tolist())
+        if proba is not None:
+            bad.update(kept[~np.isfinite(proba).all(axis=1)].tolist())
+        return sorted(bad)
+
+    def _proba(self, model_input: Any) -> np.ndarray | None:
+        """Class probabilities (maybe not finite), or None when scikit-learn refuses the call."""
+        with np.errstate(all="ignore"):
+            try:
+                proba: np.ndarray = self.bundle.estimator.predict_proba(model_input)
             except ValueError:  # scikit-learn refuses the infinities its own scaling made
                 return None
-        return proba if np.isfinite(proba).all() else None
+        return proba
 
 
 class UnscorableError(ValueError):

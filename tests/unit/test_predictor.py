@@ -86,6 +86,50 @@ def test_records_that_overflow_the_model_are_named_not_crashed_on() -> None:
     assert len(predictor.predict([fine, {"x": 1e200, "y/z": 0.0}])) == 2
 
 
+class CountingModel:
+    """Wraps a fitted model and counts its predict_proba calls."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.calls = model, 0
+        self.classes_ = model.classes_
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.asarray(self.model.predict_proba(matrix))
+
+
+def test_a_large_batch_with_a_few_overflowing_rows_costs_few_model_calls() -> None:
+    """A 1000-record batch once cost 1001 calls on the event loop to name its bad rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from bento.predictor import UnscorableError
+
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    model.fit(np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]), ["a", "b", "a", "b"])
+    counting = CountingModel(model)
+    info = ModelInfo(name="m", version="1", bento_model="m:x", run_id="r", created_at="t")
+    predictor = Predictor(ModelBundle(estimator=counting, schema=SCHEMA, info=info))
+    records = [{"x": 1.0, "y/z": 0.0}] * 1000
+    bad = [7, 500, 999]
+    for row in bad:
+        records[row] = {"x": 1.7e308, "y/z": -1.7e308}
+    with pytest.raises(UnscorableError) as caught:
+        predictor.predict(records)
+    assert caught.value.rows == bad
+    # Not a pipeline to this predictor: halving, about 2 calls per level per bad row.
+    assert counting.calls <= 3 * 2 * 10 + 1, counting.calls
+    # The pipeline itself: its preparation names the rows in one more call, even all of them.
+    direct = Predictor(ModelBundle(estimator=model, schema=SCHEMA, info=info))
+    with pytest.raises(UnscorableError) as caught:
+        direct.predict(records)
+    assert caught.value.rows == bad
+    with pytest.raises(UnscorableError) as caught:
+        direct.predict([{"x": 1.7e308, "y/z": -1.7e308}] * 1000)
+    assert caught.value.rows == list(range(1000))
+
+
 MIXED = {
     "classes": ["a", "b"],
     "features": [
