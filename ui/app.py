@@ -65,7 +65,7 @@ def main() -> None:
     with single:
         single_tab(client, metadata)
     with batch:
-        batch_tab(client, metadata)
+        batch_tab(client, metadata, settings)
 
 
 def _settings() -> UiSettings | None:

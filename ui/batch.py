@@ -35,21 +35,35 @@ class Predicts(Protocol):
     def predict(self, records: list[Record]) -> list[Prediction]: ...
 
 
-def read_csv(data: bytes) -> pd.DataFrame:
+def read_csv(
+    data: bytes, *, max_bytes: int | None = None, max_rows: int | None = None
+) -> pd.DataFrame:
     """Parse an uploaded CSV file, every cell as text (a blank cell is ``""``).
 
-    Text, not pandas' guesses: a category written ``007`` stays ``007``, ``NA`` stays a word, and
-    the kind of each column comes from the model's schema, not from its first rows.
+    Text, not pandas' guesses: a category written ``007`` stays ``007``, and the kind of each
+    column comes from the model's schema, not from its first rows (``parse_cell`` then reads
+    ``NA`` and the like as blanks, as training did).
 
     Raises:
-        BatchError: the bytes are not a CSV table with at least one row.
+        BatchError: the bytes are not a CSV table with at least one row, or the file is over
+            ``max_bytes`` or ``max_rows`` (the UI's limits: no request is sent).
     """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise BatchError(
+            f"The file is {len(data) / 1e6:.1f} MB; at most {max_bytes / 1e6:g} MB can be "
+            "scored here (CEPAGE_UI_MAX_UPLOAD_MB). Split it, or use the API directly."
+        )
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise BatchError(f"The file is not a readable CSV table: {exc}") from None
     if frame.empty:
         raise BatchError("The file has no rows to score.")
+    if max_rows is not None and len(frame) > max_rows:
+        raise BatchError(
+            f"The file has {len(frame)} rows; at most {max_rows} are scored at once here "
+            "(CEPAGE_UI_MAX_BATCH_ROWS). Split it, or use the API directly."
+        )
     return frame
 
 

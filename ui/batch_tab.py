@@ -23,12 +23,13 @@ from ui.batch import (
 from ui.client import ApiClient, ApiError
 from ui.form import describe_feature
 from ui.responses import FeatureSchema, Metadata
+from ui.settings import UiSettings
 
 # Session-state key of the tab's own state (distinct from the widgets' keys).
 BATCH_KEY = "cepage.last_batch"
 
 
-def batch_tab(client: ApiClient, metadata: Metadata) -> None:
+def batch_tab(client: ApiClient, metadata: Metadata, settings: UiSettings) -> None:
     schema = metadata.schema
     st.markdown(
         f"Upload a CSV file with one column per feature ({len(schema.features)} columns, "
@@ -47,13 +48,19 @@ def batch_tab(client: ApiClient, metadata: Metadata) -> None:
             mime="text/csv",
             on_click="ignore",
         )
-    upload = st.file_uploader("CSV file", type=["csv"], key="batch_upload")
+    upload = st.file_uploader(
+        "CSV file",
+        type=["csv"],
+        key="batch_upload",
+        max_upload_size=settings.max_upload_mb,
+        help=f"At most {settings.max_upload_mb} MB and {settings.max_batch_rows:,} rows.",
+    )
     if upload is None:
         return
     run_key = (upload.file_id, client.base_url, metadata.bento_model)
     state: dict[str, Any] | None = st.session_state.get(BATCH_KEY)
     if state is None or state["key"] != run_key:
-        scored = _score_upload(client, metadata, upload.getvalue())
+        scored = _score_upload(client, metadata, upload.getvalue(), settings)
         if scored is None:
             return
         state = {"key": run_key, "scored": scored}
@@ -61,10 +68,16 @@ def batch_tab(client: ApiClient, metadata: Metadata) -> None:
     _show_scored(state["scored"], metadata.schema, upload.name)
 
 
-def _score_upload(client: ApiClient, metadata: Metadata, data: bytes) -> pd.DataFrame | None:
+def _score_upload(
+    client: ApiClient, metadata: Metadata, data: bytes, settings: UiSettings
+) -> pd.DataFrame | None:
     """Read, check and score an uploaded file; None (after showing why) when it cannot be."""
     try:
-        frame = read_csv(data)
+        frame = read_csv(
+            data,
+            max_bytes=settings.max_upload_mb * 1_000_000,
+            max_rows=settings.max_batch_rows,
+        )
         check_columns(frame, metadata.schema)
         check_values(frame, metadata.schema)
     except BatchError as exc:

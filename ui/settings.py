@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from contracts import env
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# Batch scoring limits: the UI calls the API from inside the network, past the proxy's own limits,
+# so a visitor's upload must not turn into an unbounded number of model calls.
+DEFAULT_MAX_UPLOAD_MB = 5
+DEFAULT_MAX_BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,19 @@ class UiSettings:
     """How long one request to the service may take before the UI gives up."""
     api_key: str | None = None
     """The service's API key (``CEPAGE_API_KEY_FILE`` or ``CEPAGE_API_KEY``), sent when set."""
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    """Largest CSV a visitor may upload for batch scoring, in MB."""
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+    """Most rows scored from one uploaded CSV."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
     """Read the UI settings from ``environ`` (default: the process environment).
 
     Raises:
-        ValueError: ``CEPAGE_API_TIMEOUT_SECONDS`` is not a positive number, or
-            ``CEPAGE_API_KEY_FILE`` cannot be read.
+        ValueError: ``CEPAGE_API_TIMEOUT_SECONDS`` is not a positive number, a batch limit
+            (``CEPAGE_UI_MAX_UPLOAD_MB``, ``CEPAGE_UI_MAX_BATCH_ROWS``) not a positive integer,
+            or ``CEPAGE_API_KEY_FILE`` cannot be read.
     """
     return UiSettings(
         api_url=env.optional_text("CEPAGE_API_URL", environ),
@@ -40,4 +49,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
             "CEPAGE_API_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, environ, positive=True
         ),
         api_key=env.secret("CEPAGE_API_KEY", environ),
+        max_upload_mb=env.integer(
+            "CEPAGE_UI_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_MB, environ, minimum=1
+        ),
+        max_batch_rows=env.integer(
+            "CEPAGE_UI_MAX_BATCH_ROWS", DEFAULT_MAX_BATCH_ROWS, environ, minimum=1
+        ),
     )

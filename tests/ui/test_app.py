@@ -232,3 +232,20 @@ def test_an_unexpected_bug_is_a_sentence_not_a_traceback(
     assert not app.exception
     [error] = texts(app.error)
     assert error.startswith("Something went wrong in the UI (RuntimeError: cannot lay out ")
+
+
+def test_a_csv_over_the_row_limit_is_refused_before_any_request(
+    app: AppTest, served: Metadata, api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A visitor's upload must not become an unbounded number of model calls from inside."""
+    monkeypatch.setenv("CEPAGE_UI_MAX_BATCH_ROWS", "2")
+    medians = {f.name: default_value(f) for f in served.schema.features}
+    frame = pd.DataFrame([medians] * 3, columns=served.schema.names)
+    service_label(api_url, medians)  # count exists
+    before = predict_requests(api_url)
+    app.file_uploader[0].set_value(("big.csv", to_csv(frame), "text/csv"))
+    app.run()
+    assert not app.exception
+    [error] = texts(app.error)
+    assert "The file has 3 rows; at most 2 are scored at once here" in error
+    assert predict_requests(api_url) == before

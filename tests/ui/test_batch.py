@@ -289,3 +289,12 @@ def test_a_labelled_file_keeps_its_label_beside_the_predictions(
     assert scored[served.schema.target].tolist() == frame["cultivar"].tolist()
     agree = scored["predicted_label"] == frame["cultivar"]
     assert agree.sum() >= 3  # a model with a held-out accuracy near 1
+
+
+def test_read_csv_refuses_files_over_the_limits() -> None:
+    data = b"a,b\n1,2\n3,4\n5,6\n"
+    assert len(read_csv(data, max_bytes=len(data), max_rows=3)) == 3
+    with pytest.raises(BatchError, match=r"at most 3e-06 MB can be scored here"):
+        read_csv(data, max_bytes=3)
+    with pytest.raises(BatchError, match="The file has 3 rows; at most 2 are scored at once"):
+        read_csv(data, max_rows=2)
