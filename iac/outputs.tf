@@ -46,6 +46,9 @@ locals {
     cepage_admin_cidrs           = var.admin_cidrs
     cepage_private_network_cidr  = local.private_network_cidr
     cepage_backup_retention_days = var.backup_retention_days
+    # Secret Manager ids of the per-role API keys (iam.tf), JSON {access_key, secret_key}: `hosts`
+    # for the stack's .env (registry, artifacts), `backup` for the backup job.
+    cepage_api_key_secret_ids = { for k, s in scaleway_secret.api_key : k => s.id }
   }
 }
 
@@ -121,6 +124,17 @@ output "load_balancer" {
 output "secret_ids" {
   description = "Secret Manager ids of the generated passwords, by name (read them with `scw secret version access`)."
   value       = { for k, s in scaleway_secret.generated : k => s.id }
+}
+
+output "api_keys" {
+  description = "Per-role IAM applications (iam.tf): application id, access key id and the Secret Manager id that holds the key pair as JSON. The secret key itself is never an output."
+  value = {
+    for role, app in scaleway_iam_application.role : role => {
+      application_id = app.id
+      access_key     = scaleway_iam_api_key.role[role].access_key
+      secret_id      = scaleway_secret.api_key[role].id
+    }
+  }
 }
 
 output "database" {

@@ -1,7 +1,10 @@
 # Bootstrap: the Object Storage bucket that holds the Terraform state of every environment.
 # Run once per Scaleway project, before the first `make infra-plan` (iac/infra.sh bootstrap).
-# Its own state is local (bootstrap/terraform.tfstate, gitignored): it holds no secret, and if it
-# is lost the bucket can be imported back (terraform import scaleway_object_bucket.state fr-par/NAME).
+# It also creates CI's IAM applications and API keys (iam.tf). Its own state is local
+# (bootstrap/terraform.tfstate, gitignored) and holds those keys' secrets: keep it like a
+# credential, never in the repository or the state bucket that CI reads. If it is lost, import the
+# bucket back (terraform import scaleway_object_bucket.state fr-par/NAME) and let the next apply
+# create new CI keys (then delete the old applications in the console).
 
 # Credentials from SCW_* only.
 provider "scaleway" {

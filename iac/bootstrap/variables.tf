@@ -42,3 +42,14 @@ variable "state_versions_kept_days" {
     error_message = "Keep old state versions at least 7 days."
   }
 }
+
+variable "environments" {
+  description = "Environments that get their own `ci-apply-<env>` IAM application and API key (iam.tf), each for the GitHub environment of the same name."
+  type        = list(string)
+  default     = ["dev", "prod"]
+
+  validation {
+    condition     = length(var.environments) > 0 && alltrue([for e in var.environments : contains(["dev", "prod"], e)])
+    error_message = "environments: a non-empty list of \"dev\" and/or \"prod\"."
+  }
+}

@@ -3,6 +3,7 @@ fails on a plan of a deliberately bad configuration (a Terraform override file i
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -111,6 +112,21 @@ def rule(*lines: str) -> str:
     return RULE.format("\n".join(f"    {line}" for line in lines))
 
 
+HOSTS_SETS = ["ContainerRegistryReadOnly", "ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"]
+BACKUP_SETS = ["ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"]
+
+
+def iam_roles(hosts: list[str] = HOSTS_SETS, backup: list[str] = BACKUP_SETS) -> str:
+    """An override of iac/iam.tf's roles with other permission sets."""
+    roles = {"hosts": hosts, "backup": backup}
+    body = "".join(
+        f'    {role} = {{\n      description = "x"\n'
+        f"      permission_sets = {json.dumps(sets)}\n    }}\n"
+        for role, sets in roles.items()
+    )
+    return f"locals {{\n  iam_roles = {{\n{body}  }}\n}}\n"
+
+
 @dataclass
 class Bad:
     """A deliberately bad configuration and the scenarios it must fail."""
@@ -216,6 +232,31 @@ BAD: dict[str, Bad] = {
         '  default = "SCWABCDEFGHIJKLMNOPQ"\n  description = "x"\n}\n',
         {"No default looks like a credential"},
         file="zz_bad.tf",
+    ),
+    "hosts-with-full-object-storage": Bad(
+        iam_roles(hosts=["ContainerRegistryReadOnly", "ObjectStorageFullAccess"]),
+        {
+            "The hosts application only pulls images and reads and writes objects",
+            "No IAM policy of an environment grants full access, deletion, secrets or IAM",
+        },
+    ),
+    "hosts-reading-secrets": Bad(
+        iam_roles(hosts=[*HOSTS_SETS, "SecretManagerSecretAccess"]),
+        {
+            "The hosts application only pulls images and reads and writes objects",
+            "No IAM policy of an environment grants full access, deletion, secrets or IAM",
+        },
+    ),
+    "backup-can-delete": Bad(
+        iam_roles(backup=[*BACKUP_SETS, "ObjectStorageObjectsDelete"]),
+        {
+            "The backup application only reads and writes objects, never deletes",
+            "No IAM policy of an environment grants full access, deletion, secrets or IAM",
+        },
+    ),
+    "backup-pulls-images": Bad(
+        iam_roles(backup=[*BACKUP_SETS, "ContainerRegistryReadOnly"]),
+        {"The backup application only reads and writes objects, never deletes"},
     ),
     "prod-on-one-instance": Bad(
         "",

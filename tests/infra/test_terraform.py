@@ -167,6 +167,90 @@ def test_inventory_output(env: str, plans: dict[str, dict[str, Any]]) -> None:
     assert "password" not in json.dumps(inventory["after"]).replace("-password", "")
 
 
+# Per-role credentials (iac/iam.tf): what each application may do, and nothing more.
+ROLE_SETS = {
+    "hosts": {"ContainerRegistryReadOnly", "ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"},
+    "backup": {"ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"},
+}
+# Sets that would let a key delete, manage, read secrets or change IAM.
+POWERFUL = ("FullAccess", "Manager", "Delete", "IAM", "SecretManager", "AllProducts")
+
+
+def by_name(plan: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {after(rc)["name"]: rc for rc in resources(plan, rtype)}
+
+
+def secret_outputs(plan: dict[str, Any]) -> list[str]:
+    """Outputs whose expression reads an API key's secret, or that are not marked sensitive
+    although their value is."""
+    found = []
+    for name, output in plan["configuration"]["root_module"].get("outputs", {}).items():
+        refs = {r for r in json.dumps(output.get("expression", {})).split('"') if "secret_key" in r}
+        if refs and not output.get("sensitive"):
+            found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_each_role_has_its_own_least_privilege_key(
+    env: str, plans: dict[str, dict[str, Any]]
+) -> None:
+    """`hosts` and `backup` each get an application, a project-scoped policy with only their
+    permission sets, an API key, and its key pair in Secret Manager; CI's keys are not here."""
+    plan = plans[env]
+    apps = by_name(plan, "scaleway_iam_application")
+    assert set(apps) == {f"cepage-{env}-{role}" for role in ROLE_SETS}, "no ci-* key in iac/"
+    policies = by_name(plan, "scaleway_iam_policy")
+    assert set(policies) == set(apps)
+    for role, allowed in ROLE_SETS.items():
+        name = f"cepage-{env}-{role}"
+        assert f"environment={env}" in after(apps[name])["tags"]
+        (rule,) = after(policies[name])["rule"]
+        assert set(rule["permission_set_names"]) == allowed, name
+        assert not [p for p in rule["permission_set_names"] if any(w in p for w in POWERFUL)]
+        # Scoped to the project (known after apply), never to the Organization.
+        assert rule["organization_id"] is None
+        (pending,) = policies[name]["change"]["after_unknown"]["rule"]
+        assert pending["project_ids"] is True
+    refs = config_references(plan, "scaleway_iam_policy.role", "application_id")
+    assert "scaleway_iam_application.role" in refs
+    keys = resources(plan, "scaleway_iam_api_key")
+    assert {rc["index"] for rc in keys} == set(ROLE_SETS)
+    assert "scaleway_iam_application.role" in config_references(
+        plan, "scaleway_iam_api_key.role", "application_id"
+    )
+    # Each key pair is kept in Secret Manager, with the environment's other secrets.
+    secrets = by_name(plan, "scaleway_secret")
+    for role in ROLE_SETS:
+        assert after(secrets[f"{role}-api-key"])["path"] == f"/cepage/{env}"
+    refs = config_references(plan, "scaleway_secret_version.api_key", "data")
+    assert "scaleway_iam_api_key.role" in refs
+    # Ansible finds the keys by Secret Manager id; no output carries a secret key.
+    inventory = plan["output_changes"]["ansible_inventory"]["after_unknown"]["all"]["vars"]
+    assert set(inventory["cepage_api_key_secret_ids"]) == set(ROLE_SETS)
+    assert secret_outputs(plan) == []
+    assert "secret_key" not in json.dumps(plan["output_changes"])
+
+
+def test_iam_names_fit_scaleway_limits(clone: Callable[..., Workdir], bootstrap: Workdir) -> None:
+    """The IAM API refuses names over 64 characters and descriptions over 200: check both with
+    the longest project name, in prod's plan and the bootstrap's."""
+    longest = {"project_name": "p" * 20}
+    result, prod = clone().plan(["envs/prod.tfvars"], longest, name="long")
+    assert prod is not None, result.text
+    result, ci = bootstrap.plan(variables={**longest, "name_suffix": "acme"}, name="long")
+    assert ci is not None, result.text
+    checked = 0
+    for plan in (prod, ci):
+        for rc in resources(plan):
+            if rc["type"].startswith("scaleway_iam_"):
+                values = after(rc)
+                assert len(values.get("name") or "") <= 64, (rc["address"], values["name"])
+                assert len(values.get("description") or "") <= 200, (rc["address"], values)
+                checked += 1
+    assert checked == 3 * (len(ROLE_SETS) + 1 + len(ENVS))
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -201,6 +285,60 @@ def test_bootstrap_plan(bootstrap: Workdir) -> None:
     assert bucket["versioning"] == [{"enabled": True}]
     (acl,) = [after(rc) for rc in resources(plan, "scaleway_object_bucket_acl")]
     assert acl["acl"] == "private"
+
+
+def test_bootstrap_ci_keys(bootstrap: Workdir) -> None:
+    """CI's keys live in the bootstrap's state, out of reach of the plan key: one read-only
+    `ci-plan`, one `ci-apply-<env>` per environment; each key pair in Secret Manager."""
+    result, plan = bootstrap.plan(variables={"name_suffix": "acme"}, name="ci")
+    assert plan is not None, result.text
+    changes = by_name(plan, "scaleway_iam_policy")
+    apps = set(by_name(plan, "scaleway_iam_application"))
+    expected = {"cepage-ci-plan", *(f"cepage-ci-apply-{env}" for env in ENVS)}
+    assert apps == set(changes) == expected
+
+    def sets(name: str, scope: str) -> set[str]:
+        """Permission sets of the rules scoped to `project` (the state bucket's project, known
+        after apply) or to the `organization` (the application's, known after apply)."""
+        found: set[str] = set()
+        rules = after(changes[name])["rule"]
+        pending = changes[name]["change"]["after_unknown"]["rule"]
+        for rule, unknown in zip(rules, pending, strict=True):
+            # Each rule is scoped to the Organization or to projects, never both.
+            kind = {
+                "project": bool(unknown.get("project_ids")) and rule.get("organization_id") is None,
+                "organization": bool(unknown.get("organization_id"))
+                and rule.get("project_ids") is None,
+            }
+            assert sum(kind.values()) == 1, (name, rule, unknown)
+            if kind[scope]:
+                found |= set(rule["permission_set_names"])
+        return found
+
+    # ci-plan reads, and only reads.
+    plan_sets = sets("cepage-ci-plan", "project") | sets("cepage-ci-plan", "organization")
+    assert plan_sets and all(s.endswith("ReadOnly") for s in plan_sets), plan_sets
+    for env in ENVS:
+        name = f"cepage-ci-apply-{env}"
+        project = sets(name, "project")
+        assert {
+            "InstancesFullAccess",
+            "ObjectStorageFullAccess",
+            "SecretManagerFullAccess",
+        } <= project
+        # Never every product nor the Organization: only what iac/ manages.
+        assert "AllProductsFullAccess" not in project
+        assert sets(name, "organization") == {"IAMApplicationManager", "IAMPolicyManager"}
+    keys = resources(plan, "scaleway_iam_api_key")
+    assert {rc["index"] for rc in keys} == {a.removeprefix("cepage-") for a in expected}
+    secrets = {after(rc)["name"]: after(rc) for rc in resources(plan, "scaleway_secret")}
+    assert set(secrets) == {f"{a.removeprefix('cepage-')}-api-key" for a in expected}
+    assert {s["path"] for s in secrets.values()} == {"/cepage/ci"}
+    assert "scaleway_iam_api_key.ci" in config_references(
+        plan, "scaleway_secret_version.ci", "data"
+    )
+    assert secret_outputs(plan) == []
+    assert "secret_key" not in json.dumps(plan.get("output_changes", {}))
 
 
 def test_prod_with_a_domain(clone: Callable[..., Workdir]) -> None:
