@@ -35,6 +35,11 @@ def unknown_prediction(reason: str) -> list[InputProblem]:
     return [InputProblem(("prediction_id",), "unknown_prediction", f"Prediction id {reason}")]
 
 
+def duplicate_feedback(reason: str) -> list[InputProblem]:
+    """The feedback's prediction id was already used for feedback (in this worker)."""
+    return [InputProblem(("prediction_id",), "duplicate_feedback", f"Prediction id {reason}")]
+
+
 def unknown_label(label: str, classes: list[str]) -> list[InputProblem]:
     """The feedback's label is not a class of the model."""
     return [

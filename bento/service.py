@@ -17,9 +17,15 @@ from bento.guard import ConfiguredRequestGuard
 from bento.loader import latest_tag, load_bundle
 from bento.metrics import create_metrics
 from bento.openapi import ConfiguredOpenApiFixup, publish
-from bento.prediction_ids import InvalidPredictionIdError, PredictionIds
+from bento.prediction_ids import AlreadyUsedError, InvalidPredictionIdError, PredictionIds, UsedIds
 from bento.predictor import ModelBundle, Predictor, UnscorableError
-from bento.problems import problems_error, unknown_label, unknown_prediction, unscorable
+from bento.problems import (
+    duplicate_feedback,
+    problems_error,
+    unknown_label,
+    unknown_prediction,
+    unscorable,
+)
 from bento.reload import StoreWatcher
 from bento.schemas import (
     FeedbackRequest,
@@ -71,6 +77,7 @@ class Classifier:
         if self.settings.feedback_key is None:
             logger.warning("CEPAGE_FEEDBACK_KEY is unset: prediction ids can be forged.")
         self.ids = PredictionIds(key.encode(), self.settings.feedback_max_age_seconds)
+        self.used_ids = UsedIds(self.settings.feedback_max_age_seconds)
         self.watcher = StoreWatcher(
             self.settings.model_name,
             self.settings.reload_seconds,
@@ -142,7 +149,10 @@ class Classifier:
 
     @bentoml.api(route="/feedback")
     async def feedback(self, request: FeedbackRequest, /) -> FeedbackResponse:
-        """Record the true label of an earlier prediction (counted in cepage_feedback_total)."""
+        """Record the true label of an earlier prediction (counted in cepage_feedback_total).
+
+        Once per prediction id and worker: a second feedback for the same id is refused.
+        """
         try:
             issued = self.ids.verify(request.prediction_id)
         except InvalidPredictionIdError as exc:
@@ -150,6 +160,11 @@ class Classifier:
         classes = self.predictor.classes
         if request.label not in classes:
             raise problems_error("FeedbackRequest", unknown_label(request.label, classes))
+        # Last, so a refused feedback (a typo in the label) does not use the id up.
+        try:
+            self.used_ids.claim(request.prediction_id, issued)
+        except AlreadyUsedError as exc:
+            raise problems_error("FeedbackRequest", duplicate_feedback(str(exc))) from None
         correct = request.label == issued.label
         outcome = "correct" if correct else "incorrect"
         self.metrics.feedback.labels(issued.model_version, outcome).inc()

@@ -74,16 +74,19 @@ def test_out_of_range_values_are_answered_and_flagged(
 
 
 def test_feedback_on_a_real_prediction(api_url: str, median_record: dict[str, float]) -> None:
-    prediction = post(f"{api_url}/predict", {"records": [median_record]}).json()["predictions"][0]
+    body = {"records": [median_record, median_record]}
+    prediction, another = post(f"{api_url}/predict", body).json()["predictions"]
     other = next(c for c in prediction["probabilities"] if c != prediction["label"])
     right = post(
         f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": prediction["label"]}
     )
     assert right.status_code == 200, right.text
     assert right.json()["correct"] is True
-    wrong = post(f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": other})
+    # One feedback per id: the wrong label goes with the second prediction.
+    wrong = post(f"{api_url}/feedback", {"prediction_id": another["id"], "label": other})
+    assert wrong.status_code == 200, wrong.text
     assert wrong.json() | {"correct": False} == wrong.json()
-    assert wrong.json()["predicted"] == prediction["label"]
+    assert wrong.json()["predicted"] == another["label"]
 
 
 @pytest.mark.parametrize(
@@ -262,3 +265,24 @@ def test_metrics_add_up_across_two_workers(
                 break
         assert len(served_pids(url)) == 2, "only one worker ever answered"
         check_metrics(url, predictions)
+
+
+def test_a_replayed_feedback_gets_400_and_is_not_counted(
+    api_url: str, median_record: dict[str, float]
+) -> None:
+    """A prediction id is good for one feedback: replaying it (same label or another) cannot
+    inflate or hide an accuracy drop in cepage_feedback_total."""
+    prediction = post(f"{api_url}/predict", {"records": [median_record]}).json()["predictions"][0]
+    other = next(c for c in prediction["probabilities"] if c != prediction["label"])
+    before = sample(metric_lines(api_url), "cepage_feedback_total")
+    first = post(
+        f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": prediction["label"]}
+    )
+    assert first.status_code == 200, first.text
+    for label in (prediction["label"], other, prediction["label"]):
+        replay = post(f"{api_url}/feedback", {"prediction_id": prediction["id"], "label": label})
+        assert replay.status_code == 400, replay.text
+        [detail] = replay.json()["detail"]
+        assert (detail["type"], detail["loc"]) == ("duplicate_feedback", ["prediction_id"])
+        assert "already been given feedback" in detail["msg"]
+    assert sample(metric_lines(api_url), "cepage_feedback_total") == before + 1

@@ -93,7 +93,7 @@ def test_a_too_large_body_gets_the_services_message(
 def test_feedback_is_recorded_as_correct_or_incorrect(
     client: ApiClient, served: Metadata, median_record: dict[str, float]
 ) -> None:
-    [prediction] = client.predict([median_record])
+    prediction, another = client.predict([median_record, median_record])
     right = client.feedback(prediction.id, prediction.label)
     assert (right.correct, right.predicted, right.label) == (
         True,
@@ -101,10 +101,14 @@ def test_feedback_is_recorded_as_correct_or_incorrect(
         prediction.label,
     )
     assert right.model_version == served.version
-    other = next(c for c in served.schema.classes if c != prediction.label)
-    wrong = client.feedback(prediction.id, other)
+    other = next(c for c in served.schema.classes if c != another.label)
+    wrong = client.feedback(another.id, other)  # one feedback per prediction id
     assert not wrong.correct
-    assert (wrong.predicted, wrong.label) == (prediction.label, other)
+    assert (wrong.predicted, wrong.label) == (another.label, other)
+    with pytest.raises(ApiError) as again:
+        client.feedback(prediction.id, other)
+    assert (again.value.status, again.value.fields) == (400, ("prediction_id",))
+    assert "already been given feedback" in str(again.value)
 
 
 def test_feedback_refusals_name_the_field(
