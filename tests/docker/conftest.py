@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from tests.support.docker_engine import private_engine
 from tests.support.procs import BIN, ROOT, free_port, stack_env
 
 BUILD_TIMEOUT = 1800
+COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -200,10 +202,12 @@ class Network:
         env: Mapping[str, str] | None = None,
         volumes: Sequence[str] = (),
         command: Sequence[str] = (),
+        flags: Sequence[str] = (),
     ) -> Container:
         name = f"{self.name}-{alias}"
         host_port = free_port() if port is not None else 0
         argv = ["run", "-d", "--name", name, "--network", self.name, "--network-alias", alias]
+        argv += flags
         if port is not None:
             argv += ["-p", f"127.0.0.1:{host_port}:{port}"]
         for key, value in (env or {}).items():
@@ -263,6 +267,40 @@ def network(docker: Docker) -> Iterator[Network]:
         docker.run("network", "rm", name, check=False)
         for volume in net.volumes:
             docker.run("volume", "rm", "-f", volume, check=False)
+
+
+def hardening(service: str) -> list[str]:
+    """`docker run` flags for the compose file's hardening of ``service``: its capabilities,
+    security options, read-only root filesystem, tmpfs, user and sysctls, as compose sets them."""
+    config = yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]
+    flags: list[str] = []
+    for cap in config.get("cap_drop") or []:
+        flags += ["--cap-drop", cap]
+    for cap in config.get("cap_add") or []:
+        flags += ["--cap-add", cap]
+    for option in config.get("security_opt") or []:
+        flags += ["--security-opt", option]
+    if config.get("read_only"):
+        flags.append("--read-only")
+    for path in config.get("tmpfs") or []:
+        flags += ["--tmpfs", path]
+    if "user" in config:
+        flags += ["--user", str(config["user"])]
+    for key, value in (config.get("sysctls") or {}).items():
+        flags += ["--sysctl", f"{key}={value}"]
+    return flags
+
+
+def assert_hardened(docker: Docker, container: str) -> None:
+    """The running container has no capability, no-new-privileges and a read-only root."""
+    host = docker.inspect(container)["HostConfig"]
+    assert [c.upper() for c in host["CapDrop"] or []] in (["ALL"], ["CAP_ALL"]), host["CapDrop"]
+    assert "no-new-privileges:true" in (host["SecurityOpt"] or []), host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    written = docker.run(
+        "exec", container, "sh", "-c", "touch /cepage-probe", check=False
+    )  # fmt: skip
+    assert written.returncode != 0 and "Read-only file system" in written.stderr, written
 
 
 def docker_tool(name: str) -> str | None:

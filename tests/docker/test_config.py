@@ -1,9 +1,11 @@
 """Static checks of the Docker side: hadolint, compose files (compose-spec schema and
-`docker-compose config`), and the stack's rules (pinned images, healthchecks, ports, secrets)."""
+`docker-compose config`), and the stack's rules (pinned images, healthchecks, ports, secrets,
+hardening, the networks each service joins)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +60,12 @@ def rendered(*files: Path, **extra: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
     return config
+
+
+def profile_config(profile: str) -> dict[str, Any]:
+    """The rendered stack of a profile: the base file alone, or with the dev or prod override."""
+    files = [BASE] if profile == "base" else [BASE, OVERRIDES[profile]]
+    return rendered(*files, **(PROD if profile == "prod" else {}))
 
 
 def test_every_dockerfile_passes_hadolint() -> None:
@@ -225,3 +233,191 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     assert lines and "*" in lines, "deny by default"
     assert not any(line.startswith("!") and (".venv" in line or ".cepage" in line or ".env" in line)
                    for line in lines)  # fmt: skip
+
+
+# --- hardening ------------------------------------------------------------------------------------
+
+# Capabilities a service adds back after cap_drop ALL, each with the reason the compose file gives
+# beside it. Anything else added back fails the test.
+CAPABILITIES: dict[str, set[str]] = {
+    # chown of the rendered file (secrets, mode 0600) to Alertmanager's user
+    "alertmanager-config": {"CHOWN"},
+}
+# Services that cannot run on a read-only root filesystem, with the reason. None today: every
+# service writes only to its named volumes and to the tmpfs the compose file lists.
+WRITABLE_ROOT: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+def test_every_service_is_hardened(profile: str) -> None:
+    """No capability (but the documented ones), no-new-privileges, a read-only root filesystem
+    (but the documented exceptions), in every combination of files a host runs."""
+    services = profile_config(profile)["services"]
+    for name, service in services.items():
+        assert service.get("cap_drop") == ["ALL"], (name, service.get("cap_drop"))
+        assert set(service.get("cap_add") or []) <= CAPABILITIES.get(name, set()), name
+        assert "no-new-privileges:true" in (service.get("security_opt") or []), name
+        assert service.get("privileged") is not True, name
+        assert service.get("read_only") is True or name in WRITABLE_ROOT, name
+        for path in service.get("tmpfs") or []:
+            # Only scratch space: never where a volume keeps the service's state.
+            targets = {str(v["target"]) if isinstance(v, dict) else v.split(":")[1]
+                       for v in service.get("volumes") or []}  # fmt: skip
+            assert path.split(":")[0] not in targets, (name, path)
+    # PostgreSQL adds nothing back because it never starts as root (the entrypoint's chown and
+    # gosu would need CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID).
+    assert services["postgres"]["user"] == "postgres"
+    # Caddy binds 80/443 as its non-root user: no capability can do that under
+    # no-new-privileges; the per-container unprivileged-port sysctl does.
+    proxy = services["proxy"]
+    assert str(proxy["sysctls"]["net.ipv4.ip_unprivileged_port_start"]) == "0"
+
+
+def test_no_image_carries_file_capabilities() -> None:
+    """A binary given file capabilities (setcap) cannot start at all under cap_drop ALL (execve
+    fails with EPERM when its capabilities are not in the bounding set)."""
+    for dockerfile in DOCKERFILES:
+        lines = [line for line in dockerfile.read_text().splitlines() if not line.startswith("#")]
+        assert not any("setcap" in line for line in lines), dockerfile
+
+
+# --- networks -------------------------------------------------------------------------------------
+
+# Who joins which network: the one table the compose file must match (docs/operations.md).
+MEMBERSHIP: dict[str, set[str]] = {
+    "proxy": {"edge", "app", "monitoring"},
+    "ui": {"app"},
+    "service": {"app", "monitoring"},
+    "mlflow": {"data", "monitoring", "edge"},
+    "postgres": {"data"},
+    "retrain": {"data"},
+    "prometheus": {"monitoring", "edge"},
+    "alertmanager": {"monitoring", "edge"},
+    "grafana": {"monitoring"},
+    "node-exporter": {"monitoring"},
+}
+# Networks whose traffic never leaves the host: no egress, no cloud metadata address.
+INTERNAL = {"app", "data", "monitoring"}
+
+
+def networks_of(service: dict[str, Any]) -> set[str]:
+    joined = service.get("networks") or {}
+    return set(joined) if isinstance(joined, (dict, list)) else set()
+
+
+def shares_a_network(services: dict[str, Any], one: str, other: str) -> bool:
+    return bool(networks_of(services[one]) & networks_of(services[other]))
+
+
+def upstreams_of_the_proxy() -> set[str]:
+    """The compose services the Caddyfile proxies to (`reverse_proxy NAME:PORT`)."""
+    text = (COMPOSE / "caddy" / "Caddyfile").read_text()
+    return set(re.findall(r"^\s*reverse_proxy\s+([a-z-]+):\d+", text, flags=re.MULTILINE))
+
+
+def scraped_by_prometheus() -> set[str]:
+    """The compose services Prometheus finds by DNS (monitoring/prometheus/prometheus.yml)."""
+    config = yaml.safe_load((ROOT / "monitoring/prometheus/prometheus.yml").read_text())
+    jobs = [*config["scrape_configs"], *config["alerting"]["alertmanagers"]]
+    return {name.removesuffix(".") for job in jobs for dns in job.get("dns_sd_configs", [])
+            for name in dns["names"]}  # fmt: skip
+
+
+def host_of(url: str) -> str:
+    return url.split("://", 1)[1].split(":", 1)[0].split("/", 1)[0]
+
+
+@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+def test_each_service_joins_only_the_networks_it_needs(profile: str) -> None:
+    config = profile_config(profile)
+    services = config["services"]
+    for name, expected in MEMBERSHIP.items():
+        assert networks_of(services[name]) == expected, (name, networks_of(services[name]))
+    # The Alertmanager configuration job only writes a file: no network at all.
+    assert services["alertmanager-config"].get("network_mode") == "none"
+    assert set(services) <= {*MEMBERSHIP, "alertmanager-config"}, "a new service: place it"
+
+    # What works today keeps working: every caller shares a network with what it calls.
+    calls = {
+        "proxy": upstreams_of_the_proxy(),
+        "prometheus": scraped_by_prometheus(),
+        "ui": {host_of(services["ui"]["environment"]["CEPAGE_API_URL"])},
+        "grafana": {host_of(services["grafana"]["environment"]["PROMETHEUS_URL"])},
+        "retrain": {host_of(services["retrain"]["environment"]["MLFLOW_TRACKING_URI"])},
+        "mlflow": {"postgres"},  # compose/mlflow/entrypoint.sh's default POSTGRES_HOST
+    }
+    assert calls["proxy"] >= {"ui", "service", "mlflow", "grafana", "prometheus", "alertmanager"}
+    assert calls["prometheus"] >= {"service", "mlflow", "node-exporter", "alertmanager"}
+    for caller, callees in calls.items():
+        for callee in callees:
+            assert shares_a_network(services, caller, callee), (caller, callee)
+
+    # ...and nothing else: the UI reaches the model API only; the API needs no database.
+    for forbidden in ("mlflow", "postgres", "alertmanager", "prometheus", "grafana"):
+        assert not shares_a_network(services, "ui", forbidden), forbidden
+    assert "data" not in networks_of(services["ui"])
+    assert not shares_a_network(services, "service", "postgres")
+    assert networks_of(services["postgres"]) == {"data"}
+    data = {n for n, s in services.items() if "data" in networks_of(s)}
+    assert data == {"postgres", "mlflow", "retrain"}, data
+
+    networks = config["networks"]
+    assert set(networks) == {"edge", *INTERNAL}
+    assert not (networks["edge"] or {}).get("internal"), "the proxy's ports and ACME need a way out"
+    # Dev opens app and monitoring (Docker publishes ports only through a network with a way
+    # out, and dev publishes the UI, the API and Grafana); data stays closed everywhere.
+    closed = {"data"} if profile == "dev" else INTERNAL
+    for name in INTERNAL:
+        assert bool((networks[name] or {}).get("internal")) == (name in closed), (profile, name)
+    # The UI and the API have no way out of the host (no egress, no metadata address) but in dev.
+    if profile != "dev":
+        for name in ("ui", "service", "postgres", "grafana", "node-exporter", "retrain"):
+            assert networks_of(services[name]) <= INTERNAL, name
+    # Every published port goes through a network with a way out, or Docker ignores it.
+    for name, service in services.items():
+        if service.get("ports"):
+            assert networks_of(service) - closed, (profile, name)
+
+
+def test_split_service_instances_publish_through_a_network_with_a_way_out() -> None:
+    config = rendered(
+        BASE, OVERRIDES["prod"], COMPOSE / "docker-compose.metrics.yml", **PROD,
+        CEPAGE_BIND_ADDRESS="172.16.32.3", CEPAGE_SERVICE_METRICS_PORTS="3000-3002",
+    )  # fmt: skip
+    service = networks_of(config["services"]["service"])
+    assert service - INTERNAL == {"edge"}, service
+    assert not shares_a_network(config["services"], "service", "postgres")
+
+
+# --- upstream images ------------------------------------------------------------------------------
+
+# The lowest patch of each pinned upstream image that has the security fixes we know of.
+MINIMUM_PATCH: dict[str, tuple[tuple[int, ...], str]] = {
+    "postgres": ((17, 3), "CVE-2025-1094 (libpq quoting: SQL injection through psql): 17.3"),
+}
+
+
+def version_of(image: str) -> tuple[int, ...]:
+    tag = image.rsplit(":", 1)[1].removeprefix("v")
+    return tuple(int(part) for part in re.match(r"[\d.]+", tag).group(0).rstrip(".").split("."))  # type: ignore[union-attr]
+
+
+def test_upstream_images_are_patched_and_documented_where_they_are_pinned() -> None:
+    """Each upstream tag has one home (the compose file; the proxy's in its Dockerfile), at least
+    the patch that fixed the known CVEs, and the docs name the same tag."""
+    services = rendered(BASE)["services"]
+    upstream = {name: s["image"] for name, s in services.items() if "build" not in s}
+    upstream.pop("alertmanager-config")  # python:3.11-slim: a floating base, like the builds'
+    assert set(upstream) == {"postgres", "prometheus", "alertmanager", "node-exporter", "grafana"}
+    for name, (minimum, reason) in MINIMUM_PATCH.items():
+        assert version_of(upstream[name]) >= minimum, (upstream[name], reason)
+    caddy = re.search(r"^ARG BASE_IMAGE=(\S+)$", (COMPOSE / "caddy/Dockerfile").read_text(), re.M)
+    assert caddy is not None
+    install = (ROOT / "docs/install.md").read_text()
+    for image in [*upstream.values(), caddy.group(1)]:
+        assert f"`{image}`" in install, f"docs/install.md does not name {image}"
+    # Everywhere else the proxy's base image is written, the same tag.
+    for path in (ROOT / ".env.example", ROOT / "docs/operations.md", ROOT / "docs/install.md"):
+        for found in re.findall(r"caddy:\d[\w.-]*", path.read_text()):
+            if "builder" not in found:
+                assert found == caddy.group(1), (path, found)

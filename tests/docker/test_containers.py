@@ -4,7 +4,8 @@ Builds the service image with `bentoml containerize` (plus the slim runtime stag
 and retrain images, then proves: the UI container reaches the service container and a prediction
 works; the service's /metrics counts it; MLflow, its registry in a real PostgreSQL, serves its
 API and a one-shot retrain container logs and registers a model through it; every container runs
-as a non-root user.
+as a non-root user. Each container runs with the compose file's hardening (no capability,
+no-new-privileges, a read-only root filesystem and its tmpfs): what works here works hardened.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from typing import Any
 import pytest
 import requests
 
-from tests.docker.conftest import Container, Docker, Images, Network, compose_env
+from tests.docker.conftest import (
+    Container,
+    Docker,
+    Images,
+    Network,
+    assert_hardened,
+    compose_env,
+    hardening,
+)
 from tests.support.postgres import Postgres, postgres_server
 from tests.support.procs import ROOT, free_port, require
 
@@ -53,6 +62,7 @@ def service(network: Network, images: Images) -> Container:
         "service",
         port=3000,
         env={"CEPAGE_FEEDBACK_KEY": secrets.token_hex(16), "CEPAGE_WORKERS": "1"},
+        flags=hardening("service"),
     )
     network.wait_http(container, "/readyz")
     return container
@@ -82,7 +92,12 @@ def mlflow(network: Network, images: Images, postgres: Postgres) -> Container:
     env = {"POSTGRES_PASSWORD": PG_PASSWORD, "POSTGRES_HOST": gateway}
     env["POSTGRES_PORT"] = str(postgres.port)
     container = network.start(
-        images.mlflow, "mlflow", port=5000, env=env, volumes=[f"{volume}:/mlflow"]
+        images.mlflow,
+        "mlflow",
+        port=5000,
+        env=env,
+        volumes=[f"{volume}:/mlflow"],
+        flags=hardening("mlflow"),
     )
     network.wait_http(container, "/health")
     return container
@@ -104,7 +119,13 @@ def test_ui_container_predicts_through_the_service_container(
     docker: Docker, network: Network, images: Images, service: Container
 ) -> None:
     before = requests.get(f"{service.url}/metrics", timeout=10).text
-    ui = network.start(images.ui, "ui", port=8501, env={"CEPAGE_API_URL": "http://service:3000"})
+    ui = network.start(
+        images.ui,
+        "ui",
+        port=8501,
+        env={"CEPAGE_API_URL": "http://service:3000"},
+        flags=hardening("ui"),
+    )
     network.wait_http(ui, "/_stcore/health")
     # The page itself is served (Streamlit's shell) by the UI container.
     page = requests.get(ui.url, timeout=10)
@@ -130,6 +151,8 @@ def test_ui_container_predicts_through_the_service_container(
     )
     # The UI's image healthcheck agrees.
     assert network.wait_healthy(ui) == "healthy"
+    for container in (ui, service):
+        assert_hardened(docker, container.name)
 
 
 def test_service_container_metrics_health_and_bad_input(
@@ -155,7 +178,7 @@ def test_retrain_container_logs_and_registers_a_model_in_the_mlflow_container(
     job = f"{network.name}-retrain"
     network.started.append(job)
     done = docker.run(
-        "run", "--name", job, "--network", network.name,
+        "run", "--name", job, "--network", network.name, *hardening("retrain"),
         "-e", "MLFLOW_TRACKING_URI=http://mlflow:5000",
         images.retrain, "retrain", "--no-build",
         timeout=600, check=False,
@@ -186,6 +209,10 @@ def test_retrain_container_logs_and_registers_a_model_in_the_mlflow_container(
     # The registry lives in PostgreSQL (what the backup job dumps), not in a file in the volume.
     rows = postgres.psql("SELECT alias FROM registered_model_aliases", "mlflow").split()
     assert "champion" in rows, rows
+    # All of it with the compose file's hardening: the job's and the server's.
+    host = docker.inspect(job)["HostConfig"]
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"], host
+    assert_hardened(docker, mlflow.name)
 
 
 @pytest.mark.parametrize("which", ["service", "ui", "mlflow", "retrain"])
@@ -270,6 +297,17 @@ def test_compose_dev_stack_runs_the_built_images(docker: Docker, images: Images)
                 break
             time.sleep(2)
         assert health == {"service": "healthy", "ui": "healthy"}, (health, run("logs").stdout)
+        # Healthy with the compose file's hardening, each on its own networks only.
+        for cid in ids.values():
+            assert_hardened(docker, cid)
+        joined = {
+            name: set(docker.inspect(cid)["NetworkSettings"]["Networks"])
+            for name, cid in ids.items()
+        }
+        assert joined == {
+            "ui": {f"{project}_app"},
+            "service": {f"{project}_app", f"{project}_monitoring"},
+        }, joined
 
         # Published on 127.0.0.1 only, at the ports .env asked for.
         bindings = docker.inspect(ids["service"])["HostConfig"]["PortBindings"]["3000/tcp"]
@@ -283,11 +321,23 @@ def test_compose_dev_stack_runs_the_built_images(docker: Docker, images: Images)
         assert json.loads(probe.stdout.strip().splitlines()[-1])["feedback_correct"] is True
 
         # The Alertmanager config job rendered a file Alertmanager (uid 65534) can read.
-        job = run("ps", "-q", "alertmanager-config").stdout.strip()
-        deadline = time.monotonic() + 60
-        while docker.inspect(job)["State"]["Running"] and time.monotonic() < deadline:
-            time.sleep(1)
-        assert docker.inspect(job)["State"]["ExitCode"] == 0, docker.logs(job)
+        def rendered_once() -> str:
+            job = run("ps", "-q", "alertmanager-config").stdout.strip()
+            deadline = time.monotonic() + 60
+            while docker.inspect(job)["State"]["Running"] and time.monotonic() < deadline:
+                time.sleep(1)
+            assert docker.inspect(job)["State"]["ExitCode"] == 0, docker.logs(job)
+            return job
+
+        job = rendered_once()
+        host = docker.inspect(job)["HostConfig"]
+        assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True, host
+        assert [c.upper().removeprefix("CAP_") for c in host["CapAdd"]] == ["CHOWN"], host
+        # Every deploy runs the job again over the file it left (owned by 65534, mode 0600),
+        # which root without DAC_OVERRIDE cannot open for writing: it must replace it instead.
+        again = run("up", "-d", "--no-deps", "--force-recreate", "alertmanager-config")
+        assert again.returncode == 0, again.stderr[-4000:]
+        rendered_once()
         shown = docker.run(
             "run", "--rm", "--user", "65534:65534", "-v", f"{project}_alertmanager-config:/c:ro",
             "--entrypoint", "sh",

@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from tests.docker.conftest import Docker, compose_env
+from tests.docker.conftest import Docker, assert_hardened, compose_env
 from tests.docker.test_config import BASE, SECRETS, rendered
 from tests.support.procs import ROOT, free_port, require, require_binary
 
@@ -120,12 +120,14 @@ class Stack:
         return done
 
     def replicas(self) -> dict[str, str]:
-        """hostname (container id prefix) -> address:3000 of every running service replica."""
+        """hostname (container id prefix) -> address:3000 of every running service replica, on
+        the monitoring network (the one it shares with Prometheus)."""
         addresses = {}
         for cid in self.run("ps", "-q", "service").stdout.split():
             info = self.docker.inspect(cid)
-            (network,) = info["NetworkSettings"]["Networks"].values()
-            addresses[info["Config"]["Hostname"]] = f"{network['IPAddress']}:3000"
+            networks = info["NetworkSettings"]["Networks"]
+            (monitoring,) = (v for k, v in networks.items() if k.endswith("_monitoring"))
+            addresses[info["Config"]["Hostname"]] = f"{monitoring['IPAddress']}:3000"
         return addresses
 
 
@@ -204,6 +206,23 @@ def test_prometheus_scrapes_each_replica_found_by_dns(
         while replicas_seen(prometheus) != two and time.monotonic() < deadline:
             time.sleep(2)
         assert replicas_seen(prometheus) == two
+
+        # Both run with the compose file's hardening. The engine made the service's networks
+        # (app, monitoring) internal: nothing they send leaves the host. Prometheus also has
+        # `edge`, its way out to the other hosts' targets.
+        (prometheus_id,) = stack.run("ps", "-q", "prometheus").stdout.split()
+        replica = stack.run("ps", "-q", "service").stdout.split()[0]
+        internal = {}
+        for cid in (prometheus_id, replica):
+            assert_hardened(stack.docker, cid)
+            for network in stack.docker.inspect(cid)["NetworkSettings"]["Networks"]:
+                internal[network] = stack.docker.inspect(network)["Internal"]
+        project = stack.env["COMPOSE_PROJECT_NAME"]
+        assert internal == {
+            f"{project}_app": True,
+            f"{project}_monitoring": True,
+            f"{project}_edge": False,
+        }, internal
 
         # Prometheus found itself by its compose name; what is not running gives no target
         # (and no failing one): MLflow, node-exporter and Alertmanager were not started here.
