@@ -154,6 +154,10 @@ def test_backup_then_restore_brings_the_registry_back(
     assert tables == "0\n"
     shutil.rmtree(artifacts)
     artifacts.mkdir()
+    # ...and someone planted a file in the artifact store after the backup.
+    planted = artifacts / "planted" / "model.pkl"
+    planted.parent.mkdir()
+    planted.write_bytes(b"not from the backup")
 
     # 4. The restore playbook, then the registry is what it was.
     restored = playbook(PLAYBOOKS / "restore.yml", inv, "-e", "cepage_restore_dump=latest")
@@ -162,3 +166,4 @@ def test_backup_then_restore_brings_the_registry_back(
     after = json.loads(store("snapshot", uri(postgres)))
     assert after == before
     assert schema_files[0].read_text() == backed_up.read_text()
+    assert not planted.exists(), "the restore must leave the artifact store exactly as backed up"
