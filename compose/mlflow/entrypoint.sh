@@ -1,6 +1,7 @@
 #!/bin/sh
 # Start the MLflow tracking server from environment variables (one place). The backend URI,
-# password included, is on mlflow's command line inside the container: visible to `ps` there only.
+# password included, reaches mlflow through its own MLFLOW_BACKEND_STORE_URI variable, never its
+# command line: no process's argv (what `ps` shows anyone in the container) holds the password.
 # The backend store and artifact destination come from the compose file / .env:
 #   MLFLOW_BACKEND_STORE_URI      postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB (a managed
 #                                 database); when empty, with POSTGRES_PASSWORD: the compose
@@ -22,10 +23,9 @@ if [ -z "${MLFLOW_BACKEND_STORE_URI:-}" ] && [ -n "${POSTGRES_PASSWORD:-}" ]; th
   password="$(python3 -c 'import os, urllib.parse; print(urllib.parse.quote(os.environ["POSTGRES_PASSWORD"], safe=""))')"
   MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://mlflow:${password}@${POSTGRES_HOST:-postgres}:${POSTGRES_PORT:-5432}/mlflow"
 fi
-backend="${MLFLOW_BACKEND_STORE_URI:-sqlite:////mlflow/mlflow.db}"
+export MLFLOW_BACKEND_STORE_URI="${MLFLOW_BACKEND_STORE_URI:-sqlite:////mlflow/mlflow.db}"
 allowed="${MLFLOW_ALLOWED_HOSTS:-mlflow,mlflow:5000,localhost,localhost:*,127.0.0.1,127.0.0.1:*}"
 exec mlflow server \
-  --backend-store-uri "${backend}" \
   --artifacts-destination "${MLFLOW_ARTIFACTS_DESTINATION}" \
   --serve-artifacts \
   --host 0.0.0.0 \

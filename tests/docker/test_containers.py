@@ -209,6 +209,9 @@ def test_retrain_container_logs_and_registers_a_model_in_the_mlflow_container(
     # The registry lives in PostgreSQL (what the backup job dumps), not in a file in the volume.
     rows = postgres.psql("SELECT alias FROM registered_model_aliases", "mlflow").split()
     assert "champion" in rows, rows
+    # The database password is in no process's command line (what `ps` shows) in the container.
+    argv = docker.run("exec", mlflow.name, "sh", "-c", "cat /proc/[0-9]*/cmdline").stdout
+    assert "mlflow" in argv and "postgresql" not in argv and PG_PASSWORD not in argv
     # All of it with the compose file's hardening: the job's and the server's.
     host = docker.inspect(job)["HostConfig"]
     assert host["ReadonlyRootfs"] is True and host["CapDrop"], host
