@@ -81,3 +81,30 @@ resource "scaleway_lb_frontend" "https" {
   inbound_port    = 443
   certificate_ids = [scaleway_lb_certificate.main[0].id]
 }
+
+# With a certificate, port 80 only sends browsers to HTTPS: the API and the UI never answer in
+# clear text through the load balancer. Let's Encrypt's HTTP challenge (answered by the load
+# balancer itself) is left alone.
+resource "scaleway_lb_acl" "https_redirect" {
+  count = local.high_availability && var.domain_name != "" ? 1 : 0
+
+  frontend_id = scaleway_lb_frontend.http[0].id
+  name        = "${local.name}-https-redirect"
+  description = "HTTP to HTTPS, except the ACME challenge"
+  index       = 0
+
+  action {
+    type = "redirect"
+    redirect {
+      type   = "scheme"
+      target = "https"
+      code   = 308
+    }
+  }
+
+  match {
+    http_filter       = "path_begin"
+    http_filter_value = ["/.well-known/acme-challenge/"]
+    invert            = true
+  }
+}

@@ -310,8 +310,10 @@ def shares_a_network(services: dict[str, Any], one: str, other: str) -> bool:
 
 
 def upstreams_of_the_proxy() -> set[str]:
-    """The compose services the Caddyfile proxies to (`reverse_proxy NAME:PORT`)."""
-    text = (COMPOSE / "caddy" / "Caddyfile").read_text()
+    """The compose services the Caddyfile and the site files it imports proxy to
+    (`reverse_proxy NAME:PORT`)."""
+    files = [COMPOSE / "caddy" / "Caddyfile", *(COMPOSE / "caddy" / "sites").glob("*.caddy")]
+    text = "\n".join(path.read_text() for path in files)
     return set(re.findall(r"^\s*reverse_proxy\s+([a-z-]+):\d+", text, flags=re.MULTILINE))
 
 

@@ -353,6 +353,15 @@ def test_prod_with_a_domain(clone: Callable[..., Workdir]) -> None:
     assert set(frontends) == {80, 443}
     refs = config_references(plan, "scaleway_lb_frontend.https", "certificate_ids")
     assert "scaleway_lb_certificate.main" in refs
+    # Port 80 only redirects to HTTPS (security item 6), except the ACME challenge.
+    (acl,) = [after(rc) for rc in resources(plan, "scaleway_lb_acl")]
+    assert "scaleway_lb_frontend.http" in config_references(
+        plan, "scaleway_lb_acl.https_redirect", "frontend_id"
+    )
+    assert acl["action"][0]["type"] == "redirect"
+    assert acl["action"][0]["redirect"][0] == {"type": "scheme", "target": "https", "code": 308}
+    assert acl["match"][0]["invert"] is True
+    assert acl["match"][0]["http_filter_value"] == ["/.well-known/acme-challenge/"]
     (backend,) = [after(rc) for rc in resources(plan, "scaleway_lb_backend")]
     assert backend["health_check_http"][0]["host_header"] == f"api.{domain}"
     records = plan["output_changes"]["dns_records"]["after_unknown"]
@@ -369,6 +378,7 @@ def test_prod_with_a_domain(clone: Callable[..., Workdir]) -> None:
 def test_dev_without_a_domain_has_no_certificate(plans: dict[str, dict[str, Any]]) -> None:
     plan = plans["dev"]
     assert not resources(plan, "scaleway_lb_certificate")
+    assert not resources(plan, "scaleway_lb_acl")
     assert plan["output_changes"]["dns_records"]["after"] == {}
     inventory_vars = plan["output_changes"]["ansible_inventory"]["after"]["all"]["vars"]
     assert inventory_vars["cepage_tls_termination"] == "proxy"
