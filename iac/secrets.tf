@@ -13,6 +13,8 @@ locals {
     {
       grafana-admin-password = "Grafana's admin password"
       mlflow-admin-password  = "Password of the MLflow UI behind the reverse proxy"
+      # Losing it loses every backup: keep a copy offline too (docs/operations.md#backups).
+      backup-passphrase = "Encrypts the backups (rclone crypt) before they leave the control host"
     },
     var.managed_database ? {
       database-password = "Password of MLflow's PostgreSQL user"

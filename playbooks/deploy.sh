@@ -52,6 +52,9 @@ if head -n 1 "$vault" | grep -q '^\$ANSIBLE_VAULT'; then
   else
     die "$vault is encrypted: set ANSIBLE_VAULT_PASSWORD_FILE (a file holding the password) or ANSIBLE_VAULT_PASSWORD"
   fi
+else
+  # A vault in clear is a file of secrets one `git add -f` or backup away from leaking.
+  die "$vault is not encrypted: ansible-vault encrypt $vault (then set ANSIBLE_VAULT_PASSWORD_FILE)"
 fi
 
 export ANSIBLE_CONFIG="$HERE/ansible.cfg"

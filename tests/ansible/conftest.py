@@ -41,6 +41,10 @@ vault_cepage_feedback_key: feedback-test-key-1
 vault_cepage_proxy_password_hash: "$2a$14$abcdefghijklmnopqrstuv0123456789ABCDEFGHIJKLMNOPQRSTU"
 vault_cepage_generated:
   grafana_admin_password: grafana-test-password-1
+  backup_passphrase: backup-test-passphrase-1
+vault_cepage_role_keys:
+  hosts: {access_key: SCWHOSTSHOSTSHOSTS01, secret_key: 4a1b0c2d-0000-4000-8000-0000000000a1}
+  backup: {access_key: SCWBACKUPBACKUPBACK1, secret_key: 4a1b0c2d-0000-4000-8000-0000000000b1}
 """
 VAULT_PASSWORD = "test-vault-password"
 

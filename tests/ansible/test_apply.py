@@ -197,7 +197,10 @@ def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed
         "POSTGRES_PASSWORD": "pg-test-password-1",
         "CEPAGE_FEEDBACK_KEY": "feedback-test-key-1",
         "GRAFANA_ADMIN_PASSWORD": "grafana-test-password-1",
-        "AWS_ACCESS_KEY_ID": "SCWTESTTESTTESTTEST1",
+        # The hosts' own key (security item 3), never the deployer's (the vault's).
+        "AWS_ACCESS_KEY_ID": "SCWHOSTSHOSTSHOSTS01",
+        "AWS_SECRET_ACCESS_KEY": "4a1b0c2d-0000-4000-8000-0000000000a1",
+        "CEPAGE_ADMIN_CIDRS": " ".join(STACK_VARS["cepage_admin_cidrs"]),
         "CEPAGE_PROXY_PASSWORD_HASH": PROXY_HASH,
         "CEPAGE_SERVICE_REPLICAS": "1",
     }
@@ -205,6 +208,12 @@ def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed
     # Settings the dev inventory leaves unset keep the default of their one home (the model's
     # name and the records per request: bento/settings.py), not a copy written here.
     assert "CEPAGE_MODEL_NAME" not in values and "CEPAGE_MAX_RECORDS" not in values
+    # The deployer's key reads Secret Manager from the controller; no file on the host holds it.
+    found = host.sh(
+        "grep -rl 4a1b0c2d-0000-4000-8000-000000000001 /opt/cepage /etc/cepage /usr/local/sbin"
+        " || true"
+    )
+    assert found.stdout.strip() == ""
 
 
 def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -> None:

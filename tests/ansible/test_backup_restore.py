@@ -6,8 +6,9 @@
    versions of `cepage-classifier`, the aliases champion/previous/challenger, a version tag.
 2. The backup role is applied (connection local, its paths in a temporary directory, no systemd:
    the timer is not started) and its script, the one the timer runs, dumps the database and copies
-   the artifacts to a local directory standing for the backups bucket (rclone serves both); a dump
-   older than the retention is deleted.
+   the artifacts to a local directory standing for the backups bucket (rclone serves both),
+   encrypted with the backup passphrase (rclone crypt): the bucket holds no dump, no artifact and
+   no name in clear; a dump older than the retention is deleted.
 3. The database is dropped and created empty, the artifacts deleted.
 4. playbooks/restore.yml runs (its own steps; stopping/starting MLflow's container is skipped, there
    is no stack here) and the same models, versions, aliases, tags, runs and artifacts come back.
@@ -37,6 +38,7 @@ from tests.support.procs import ROOT, require_binary
 pytestmark = [pytest.mark.ansible, pytest.mark.slow]
 
 PASSWORD = "mlflow-test-password"
+PASSPHRASE = "drill-backup-passphrase"
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +104,28 @@ def inventory(base: Path, server: Postgres) -> Path:
         "cepage_backup_s3_access_key": "SCWTESTTESTTESTTEST1",
         "cepage_backup_s3_secret_key": "not-used-by-a-local-destination",
         "cepage_backup_retention_days": 14,
+        "cepage_backup_prune": True,
+        "cepage_backup_passphrase": PASSPHRASE,
     }
     path = base / "inventory.yml"
     path.write_text(yaml.safe_dump({"control": {"hosts": {"localhost": host}}}))
     return path
+
+
+def sealed(bucket: Path, *args: str, passphrase: str = PASSPHRASE) -> bytes:
+    """rclone through the same crypt remote as the job (its settings, here in the environment)."""
+    obscured = subprocess.run(
+        ["rclone", "obscure", "-"], input=passphrase, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "RCLONE_CONFIG_SEALED_TYPE": "crypt",
+        "RCLONE_CONFIG_SEALED_REMOTE": str(bucket),
+        "RCLONE_CONFIG_SEALED_PASSWORD": obscured,
+    }
+    done = subprocess.run(["rclone", *args], env=env, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
 
 
 def test_backup_then_restore_brings_the_registry_back(
@@ -130,22 +150,35 @@ def test_backup_then_restore_brings_the_registry_back(
     inv = inventory(base, postgres)
     installed = playbook(ROOT / "tests" / "ansible" / "backup-role.yml", inv)
     installed.assert_ok()
-    old = base / "bucket" / "postgres" / "mlflow-20200101T000000Z.dump"
-    old.parent.mkdir(parents=True)
+    bucket = base / "bucket"
+    bucket.mkdir()
+    old = base / "mlflow-20200101T000000Z.dump"
     old.write_bytes(b"PGDMP old")
     stale = time.time() - 30 * 86400
     os.utime(old, (stale, stale))
+    sealed(bucket, "copyto", str(old), f"sealed:postgres/{old.name}")  # keeps the old mtime
     done = subprocess.run(
         [str(base / "bin" / "cepage-backup")],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     dump_name = done.stdout.strip().splitlines()[-1]
-    dumps = sorted(p.name for p in (base / "bucket" / "postgres").iterdir())
+    dumps = sealed(bucket, "lsf", "--files-only", "sealed:postgres").decode().split()
     assert dumps == [dump_name], "the new dump is kept, the one past the retention deleted"
-    assert (base / "bucket" / "postgres" / dump_name).read_bytes()[:5] == b"PGDMP"
-    backed_up = base / "bucket" / "mlflow-artifacts" / schema_files[0].relative_to(artifacts)
-    assert backed_up.read_text() == schema_files[0].read_text()
+    assert sealed(bucket, "cat", f"sealed:postgres/{dump_name}")[:5] == b"PGDMP"
+    relative = schema_files[0].relative_to(artifacts)
+    schema_text = schema_files[0].read_text()
+    assert sealed(bucket, "cat", f"sealed:mlflow-artifacts/{relative}").decode() == schema_text
+    # Security item 11: what lies in the bucket is ciphertext, names included.
+    stored = [p for p in bucket.rglob("*") if p.is_file()]
+    assert stored
+    for path in stored:
+        body = path.read_bytes()
+        assert not body.startswith(b"PGDMP") and schema_text.encode()[:40] not in body, path
+        assert "mlflow" not in str(path.relative_to(bucket)), path
+    # Another passphrase reads nothing back.
+    other = sealed(bucket, "lsf", "-R", "sealed:", passphrase="not-the-passphrase")
+    assert b"mlflow-" not in other
 
     # 3. Disaster: the database and the artifacts are gone.
     postgres.psql("DROP DATABASE mlflow WITH (FORCE)")
@@ -165,5 +198,5 @@ def test_backup_then_restore_brings_the_registry_back(
     assert f"restored {dump_name}" in restored.output
     after = json.loads(store("snapshot", uri(postgres)))
     assert after == before
-    assert schema_files[0].read_text() == backed_up.read_text()
+    assert schema_files[0].read_text() == schema_text
     assert not planted.exists(), "the restore must leave the artifact store exactly as backed up"

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ansible.conftest import (
     HERE,
@@ -116,6 +117,32 @@ def test_deploy_refuses_an_encrypted_vault_without_its_password(tmp_path: Path) 
     run = run_deploy("deploy", [], env)
     assert run.returncode != 0
     assert "ANSIBLE_VAULT_PASSWORD" in run.output
+
+
+def test_files_that_can_lock_out_the_admin_are_validated_before_they_are_written() -> None:
+    """sshd's and sudo's configuration: a broken one would cut Ansible off the host."""
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/cepage_common/tasks/main.yml").read_text())
+    by_dest = {
+        str((task.get("ansible.builtin.template") or {}).get("dest")): task[
+            "ansible.builtin.template"
+        ]
+        for task in tasks
+        if "ansible.builtin.template" in task
+    }
+    assert by_dest["/etc/ssh/sshd_config.d/50-cepage.conf"]["validate"] == "/usr/sbin/sshd -t -f %s"
+    assert by_dest["/etc/sudoers.d/cepage-admin"]["validate"] == "/usr/sbin/visudo -cf %s"
+
+
+def test_deploy_refuses_a_vault_in_clear(tmp_path: Path) -> None:
+    inventory = inventory_dir(tmp_path, encrypt=False)
+    env = ansible_env(
+        CEPAGE_INVENTORY_DIR=str(inventory),
+        CEPAGE_INVENTORY_JSON=str(INVENTORY_JSON),
+        ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
+    )
+    run = run_deploy("deploy", [], env)
+    assert run.returncode != 0
+    assert "is not encrypted: ansible-vault encrypt" in run.output
 
 
 def test_secrets_stay_out_of_git() -> None:

@@ -95,11 +95,36 @@ def test_control_instance_runs_mlflow_and_monitoring_against_the_managed_databas
     # psycopg 3 for a bare postgresql://, which the MLflow image does not have).
     assert values["MLFLOW_BACKEND_STORE_URI"] == (
         "postgresql+psycopg2://mlflow:db%2Fpass%3Afrom%40secret-manager@172.16.32.10:5432/mlflow"
+        "?sslmode=require"
     )
     assert values["GRAFANA_ADMIN_PASSWORD"] == "grafana-from-secret-manager"
     assert values["GRAFANA_ROOT_URL"] == "https://grafana.ml.example.org"
     assert derived["backup_pg_mode"] == "docker"
     assert derived["backup_pg_host"] == "172.16.32.10"
+    assert derived["backup_pg_sslmode"] == "require"
+
+
+def test_each_role_gets_its_own_key_and_the_admin_sites_stay_on_the_control_host(
+    rendered: Path,
+) -> None:
+    """Security items 3 and 5: the hosts' key in every .env, the backup job's in its settings,
+    the deployer's (the vault's) nowhere; the admin sites answer the admin ranges, on the control
+    host only."""
+    admins = " ".join(INVENTORY["vars"]["cepage_admin_cidrs"])
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        values = env(rendered, name)
+        assert values["AWS_ACCESS_KEY_ID"] == "SCWHOSTSFROMSECRETS1"
+        hosts_secret = "hosts-from-secret-manager"  # pragma: allowlist secret
+        assert values["AWS_SECRET_ACCESS_KEY"] == hosts_secret
+        text = (rendered / f"{name}.env").read_text()
+        assert "4a1b0c2d-0000-4000-8000-000000000001" not in text
+        assert values["CEPAGE_ADMIN_CIDRS"] == admins
+        derived = settings(rendered, name)
+        assert derived["backup_s3_access_key"] == "SCWBACKUPFROMSECRET1"
+        assert derived["backup_passphrase"] == "backup-from-secret-manager"
+    for name in SERVICE_HOSTS:
+        assert env(rendered, name)["CEPAGE_ADMIN_SITES"] == "off"
+    assert "CEPAGE_ADMIN_SITES" not in env(rendered, CONTROL)
 
 
 def test_prometheus_scrapes_every_host(rendered: Path) -> None:
