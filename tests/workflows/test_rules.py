@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.procs import ROOT
 from tests.workflows.checks import (
@@ -75,7 +76,11 @@ def test_ci_runs_every_linter_and_terraform_checks(targets: set[str]) -> None:
     assert "make lint typecheck" in runs and "make lint-config" in runs
     assert "terraform fmt -check" in runs and "terraform -chdir=iac validate" in runs
     assert "make infra-compliance ENV=${{ matrix.env }}" in runs
-    assert ci.jobs["plan"]["strategy"]["matrix"]["env"] == ["dev", "prod"]
+    # Prod is planned from main only; every branch plans dev (security item 4).
+    matrix = ci.jobs["plan"]["strategy"]["matrix"]["env"]
+    assert matrix == (
+        "${{ fromJSON(github.ref == 'refs/heads/main' && '[\"dev\", \"prod\"]' || '[\"dev\"]') }}"
+    )
     lint_config = (ROOT / "Makefile").read_text().split("\nlint-config:", 1)[1].split("\n\n")[0]
     for tool in ("yamllint", "actionlint", "hadolint", "ansible-lint", "check-jsonschema"):
         assert tool in lint_config, tool
@@ -84,6 +89,29 @@ def test_ci_runs_every_linter_and_terraform_checks(targets: set[str]) -> None:
     comment = ci.jobs["plan-comment"]
     assert comment["permissions"] == {"pull-requests": "write"}
     assert not any("checkout" in str(step.get("uses", "")) for step in comment["steps"])
+
+
+def test_keys_that_can_change_an_environment_live_only_in_its_github_environment() -> None:
+    """Security item 4: the plan uses the read-only `ci-plan` key; a job that holds a Scaleway
+    key able to apply or push (SCW_ACCESS_KEY/SCW_SECRET_KEY) runs in a GitHub environment, whose
+    deployment rules keep it to main and release tags, and prod refuses any other ref."""
+    holders = []
+    for wf in ALL:
+        for job_id, job in wf.jobs.items():
+            if re.search(r"secrets\.SCW_(ACCESS|SECRET)_KEY\b", yaml.safe_dump(job)):
+                holders.append((wf.name, job_id))
+                assert job.get("environment"), (
+                    f"{wf.name}.{job_id} holds an apply key outside an environment"
+                )
+    assert ("deploy", "deploy") in holders and ("release", "images") in holders
+    plan_env = BY_NAME["ci"].jobs["plan"]["env"]
+    assert plan_env["SCW_ACCESS_KEY"] == "${{ secrets.SCW_PLAN_ACCESS_KEY }}"
+    assert plan_env["SCW_SECRET_KEY"] == "${{ secrets.SCW_PLAN_SECRET_KEY }}"
+    guard = BY_NAME["deploy"].jobs["deploy"]["steps"][0]
+    assert "inputs.environment == 'prod'" in guard["if"] and "exit 1" in guard["run"]
+    ssh = next(s for _, s in BY_NAME["deploy"].steps() if "SSH_KNOWN_HOSTS" in str(s.get("env")))
+    assert "StrictHostKeyChecking yes" in ssh["run"]
+    assert 'elif [[ "$ENV_NAME" == prod ]]' in ssh["run"]
 
 
 def test_release_builds_pushes_and_chains_dev_then_prod() -> None:
