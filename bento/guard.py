@@ -2,7 +2,10 @@
 
 BentoML picks a decoder by Content-Type, so a form-encoded body would otherwise be parsed as a form
 and answered with a confusing error; and without a limit a huge body is read whole into memory.
-With an API key configured, a request without it is answered 401 before its body is read.
+With an API key configured, a request without it is answered 401 before its body is read; so is
+a read of what describes the model (``/metadata``, the OpenAPI documents: its features, their
+ranges and categories, its metrics), which only a client holding the key needs. Health checks
+and ``/metrics`` stay open (the reverse proxy does not publish ``/metrics``).
 
 Only JSON passes (a request without a Content-Type is read as JSON, as BentoML does). BentoML's own
 ``application/vnd.bentoml+pickle`` (what its services send each other) is refused here too: nothing
@@ -38,7 +41,7 @@ UNAUTHORIZED = (
 
 class RequestGuard:
     """Answers 401 without the API key (when one is set), 415 to a non-JSON POST, 413 to a body
-    over ``max_body_bytes``."""
+    over ``max_body_bytes``; GET/HEAD of ``read_paths`` need the key too."""
 
     def __init__(
         self,
@@ -47,17 +50,28 @@ class RequestGuard:
         paths: tuple[str, ...],
         max_body_bytes: int,
         api_key: str | None = None,
+        read_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.paths = paths
+        self.read_paths = read_paths
         self.max_body_bytes = max_body_bytes
         self._api_key = api_key.encode() if api_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["method"] in ("GET", "HEAD") and scope["path"] in self.read_paths:
+            if self._api_key is not None and not self._authorized(_headers(scope)):
+                await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
         if not self._authorized(headers):
             await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
             return
@@ -108,6 +122,10 @@ class RequestGuard:
         return f"Request body is larger than {self.max_body_bytes} bytes (CEPAGE_MAX_BODY_BYTES)."
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
 async def _reply(
     send: Send, status: int, error: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
@@ -129,10 +147,16 @@ async def _reply(
 class ConfiguredRequestGuard(RequestGuard):
     """The guard with the service's settings, read when a worker builds its app (not at import)."""
 
-    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, paths: tuple[str, ...], read_paths: tuple[str, ...] = ()
+    ) -> None:
         from bento.settings import load_settings
 
         settings = load_settings()
         super().__init__(
-            app, paths=paths, max_body_bytes=settings.max_body_bytes, api_key=settings.api_key
+            app,
+            paths=paths,
+            max_body_bytes=settings.max_body_bytes,
+            api_key=settings.api_key,
+            read_paths=read_paths,
         )

@@ -28,6 +28,7 @@ class ServiceMetrics:
     missing: Any
     reference_missing: Any
     unseen: Any
+    log_rows: Any
 
 
 def create_metrics() -> ServiceMetrics:
@@ -92,5 +93,11 @@ def create_metrics() -> ServiceMetrics:
             "cepage_unseen_category_total",
             "Category values never seen in training (accepted and scored), by feature.",
             ["model_version", "feature"],
+        ),
+        log_rows=prom.Counter(
+            "cepage_prediction_log_rows_total",
+            "Rows of the production log (bento/production_log.py), by dataset and what became "
+            "of them: written, dropped (queue full), failed (write error), sampled_out.",
+            ["log", "outcome"],
         ),
     )

@@ -8,6 +8,8 @@ beside it (``predictor``, ``served``, ``problems``, ``reload``, ``guard``, ``ope
 """
 
 import logging
+import os
+import time
 from typing import Any, cast
 
 import bentoml
@@ -26,6 +28,7 @@ from bento.problems import (
     unknown_prediction,
     unscorable,
 )
+from bento.production_log import FeedbackRow, PredictionRow, ProductionLog, caller_identity
 from bento.reload import StoreWatcher
 from bento.schemas import (
     FeedbackRequest,
@@ -37,7 +40,14 @@ from bento.schemas import (
     PredictResponse,
 )
 from bento.served import Served, freeze_heap, prepare, refreeze_heap
-from bento.settings import GUARDED_PATHS, LATENCY_BUCKETS, load_settings, model_name, workers
+from bento.settings import (
+    GUARDED_PATHS,
+    KEYED_READ_PATHS,
+    LATENCY_BUCKETS,
+    load_settings,
+    model_name,
+    workers,
+)
 
 logger = logging.getLogger("cepage.service")
 
@@ -66,12 +76,29 @@ class Classifier:
     @bentoml.on_deployment
     def check_settings() -> None:
         """Refuse to start, before any worker, when a setting is wrong (an unreadable
-        CEPAGE_API_KEY_FILE must not become a service answering 500 or running open)."""
-        load_settings()
+        CEPAGE_API_KEY_FILE must not become a service answering 500 or running open, a
+        prediction log directory that cannot be made must not lose every row)."""
+        location = load_settings().production_log.location
+        if location is not None and not location.is_s3:
+            try:
+                os.makedirs(location.path, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(
+                    f"CEPAGE_PREDICTION_LOG={location} cannot be created: {exc.strerror}"
+                ) from None
 
     def __init__(self) -> None:
         self.settings = load_settings()
         self.metrics = create_metrics()
+        log = self.settings.production_log
+        self.production_log = (
+            ProductionLog(log, self.metrics.log_rows).start() if log.location else None
+        )
+        if log.location:
+            logger.info(
+                "Keeping predictions and feedback in %s (sample %s)", log.location, log.sample
+            )
+        self.caller = caller_identity(self.settings.api_key)
         self._install(load_bundle(latest_tag(self.settings.model_name)))
         key = self.settings.feedback_key or f"cepage-local:{self.settings.model_name}"
         if self.settings.feedback_key is None:
@@ -92,6 +119,13 @@ class Classifier:
     def _stop_watching(self) -> None:
         self.watcher.stop()
 
+    @bentoml.on_shutdown
+    def _close_production_log(self) -> None:
+        """Write what the log holds (SIGTERM and SIGINT reach here through uvicorn's graceful
+        shutdown, after the requests in flight are answered)."""
+        if self.production_log is not None:
+            self.production_log.close()
+
     @property
     def predictor(self) -> Predictor:
         return self.served.predictor
@@ -107,6 +141,15 @@ class Classifier:
             prev = old.predictor.bundle.info
             self.metrics.model_info.labels(prev.name, prev.version, prev.bento_model).set(0)
         logger.info("Serving %s (MLflow version %s)", info.bento_model, info.version)
+        if self.production_log is not None:
+            unknown = sorted(self.settings.production_log.exclude - set(self.predictor.features))
+            if unknown:
+                logger.warning(
+                    "CEPAGE_PREDICTION_LOG_EXCLUDE names %s, which %s does not have: check "
+                    "the spelling (an excluded feature must be named exactly).",
+                    unknown,
+                    info.bento_model,
+                )
 
     def _reload(self, bundle: ModelBundle) -> None:
         self._install(bundle)
@@ -143,6 +186,26 @@ class Classifier:
             self.metrics.confidence.labels(info.version).observe(row.probabilities[row.label])
             for feature in row.out_of_range:
                 self.metrics.out_of_range.labels(feature).inc()
+        if self.production_log is not None:
+            now = time.time()
+            features, kinds = predictor.features, predictor.kinds
+            self.production_log.add_predictions(
+                [
+                    PredictionRow(
+                        features,
+                        kinds,
+                        answer.id,
+                        now,
+                        info.name,
+                        info.version,
+                        answer.label,
+                        answer.probabilities,
+                        answer.out_of_range,
+                        record,
+                    )
+                    for answer, record in zip(predictions, request.records, strict=True)
+                ]
+            )
         return PredictResponse(
             model=ModelRef(name=info.name, version=info.version), predictions=predictions
         )
@@ -168,6 +231,17 @@ class Classifier:
         correct = request.label == issued.label
         outcome = "correct" if correct else "incorrect"
         self.metrics.feedback.labels(issued.model_version, outcome).inc()
+        if self.production_log is not None:
+            self.production_log.add_feedback(
+                FeedbackRow(
+                    request.prediction_id,
+                    time.time(),
+                    request.label,
+                    issued.label,
+                    issued.model_version,
+                    self.caller,
+                )
+            )
         return FeedbackResponse(
             prediction_id=request.prediction_id,
             label=request.label,
@@ -195,5 +269,7 @@ class Classifier:
 
 # `@bentoml.service` returns a Service object; its stubs still describe the decorated class.
 # Each middleware reads its settings when a worker builds the app, not at import.
-cast(Any, Classifier).add_asgi_middleware(ConfiguredRequestGuard, paths=GUARDED_PATHS)
+cast(Any, Classifier).add_asgi_middleware(
+    ConfiguredRequestGuard, paths=GUARDED_PATHS, read_paths=KEYED_READ_PATHS
+)
 cast(Any, Classifier).add_asgi_middleware(ConfiguredOpenApiFixup, paths=GUARDED_PATHS)

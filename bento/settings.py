@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from contracts import env
 from contracts.names import MODEL_NAME
+from contracts.production_log import LogLocation, parse_location
 
 # Request-duration buckets for the native BentoML histogram: a scikit-learn prediction takes
 # ~0.3-3 ms, so the buckets are dense below 10 ms and still reach seconds for batches and stalls.
@@ -17,6 +18,26 @@ LATENCY_BUCKETS = (
 
 # Paths behind the request guard (size limit, content type, API key).
 GUARDED_PATHS = ("/predict", "/feedback")
+# What describes the model (features, ranges, categories, metrics): readable with the API key
+# only, when one is set.
+KEYED_READ_PATHS = ("/metadata", "/metadata/openapi.json", "/docs.json")
+
+
+@dataclass(frozen=True)
+class ProductionLogSettings:
+    """Where and how the service keeps its predictions and feedback (bento/production_log.py).
+
+    ``location`` None: the log is off.
+    """
+
+    location: LogLocation | None = None
+    s3_endpoint: str | None = None  # scheme://host[:port]; None: AWS's own endpoint
+    s3_region: str | None = None
+    sample: float = 1.0
+    exclude: frozenset[str] = frozenset()
+    queue_rows: int = 10_000
+    batch_rows: int = 1000
+    flush_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,7 @@ class ServiceSettings:
     feedback_max_age_seconds: int
     max_body_bytes: int
     api_key: str | None = None
+    production_log: ProductionLogSettings = ProductionLogSettings()
 
 
 def read_api_key(environ: Mapping[str, str] | None = None) -> str | None:
@@ -66,7 +88,47 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         max_body_bytes=env.integer("CEPAGE_MAX_BODY_BYTES", 2 * 1024 * 1024, environ, minimum=1),
         # Optional: when set, POST /predict and /feedback need it (bento/guard.py).
         api_key=read_api_key(environ),
+        production_log=production_log_settings(environ),
     )
+
+
+def production_log_settings(environ: Mapping[str, str] | None = None) -> ProductionLogSettings:
+    """The prediction log's settings: off unless ``CEPAGE_PREDICTION_LOG`` names a place.
+
+    Off by default in the bare service, so an image run without a volume does not fill its
+    root file system; ``cepage up`` sets it to ``$CEPAGE_HOME/production``.
+    """
+    location = parse_location(
+        "CEPAGE_PREDICTION_LOG", env.text("CEPAGE_PREDICTION_LOG", "off", environ)
+    )
+    sample = env.number("CEPAGE_PREDICTION_LOG_SAMPLE", 1.0, environ, minimum=0.0)
+    if sample > 1:
+        raise ValueError(f"CEPAGE_PREDICTION_LOG_SAMPLE must be <= 1 (a share), not {sample}.")
+    exclude = env.text("CEPAGE_PREDICTION_LOG_EXCLUDE", "", environ)
+    return ProductionLogSettings(
+        location=location,
+        s3_endpoint=_endpoint(env.optional_text("CEPAGE_PREDICTION_LOG_S3_ENDPOINT", environ)),
+        s3_region=env.optional_text("CEPAGE_PREDICTION_LOG_S3_REGION", environ),
+        sample=sample,
+        exclude=frozenset(name.strip() for name in exclude.split(",") if name.strip()),
+        queue_rows=env.integer("CEPAGE_PREDICTION_LOG_QUEUE_ROWS", 10_000, environ, minimum=1),
+        batch_rows=env.integer("CEPAGE_PREDICTION_LOG_BATCH_ROWS", 1000, environ, minimum=1),
+        flush_seconds=env.number(
+            "CEPAGE_PREDICTION_LOG_FLUSH_SECONDS", 10.0, environ, positive=True
+        ),
+    )
+
+
+def _endpoint(value: str | None) -> str | None:
+    """An S3 endpoint as ``http(s)://host[:port]`` (no path)."""
+    if value is None:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/") or "/" in rest.strip("/"):
+        raise ValueError(
+            f"CEPAGE_PREDICTION_LOG_S3_ENDPOINT must be http(s)://host[:port], not {value!r}."
+        )
+    return f"{scheme}://{rest.strip('/')}"
 
 
 def workers(environ: Mapping[str, str] | None = None) -> int:

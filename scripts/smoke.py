@@ -83,6 +83,8 @@ def check_ready(session: requests.Session, base: str, timeout: float) -> None:
 
 def fetch_metadata(session: requests.Session, base: str, timeout: float) -> dict[str, Any]:
     response = _get(session, f"{base}/metadata", timeout)
+    if response.status_code == 401:  # with a key set, the service describes its model to holders
+        raise SmokeError(f"GET {base}/metadata answered 401 (set CEPAGE_API_KEY)")
     if response.status_code != 200:
         raise SmokeError(
             f"GET {base}/metadata answered {response.status_code}: {response.text[:200]}"

@@ -69,7 +69,13 @@ def plan(settings: Settings) -> dict[str, Child]:
             settings.api_port,
             "/readyz",
             settings.api_url,
-            {**os.environ, "CEPAGE_MODEL_RELOAD_SECONDS": RELOAD_SECONDS},
+            {
+                **os.environ,
+                "CEPAGE_MODEL_RELOAD_SECONDS": RELOAD_SECONDS,
+                # Where `cepage dataset` reads it back (train/settings.py: the user's own value
+                # wins, `off` included; else $CEPAGE_HOME/production).
+                "CEPAGE_PREDICTION_LOG": settings.prediction_log,
+            },
         ),
         Child(
             "ui",

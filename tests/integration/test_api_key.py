@@ -1,5 +1,6 @@
-"""The optional API key on a real service: /predict and /feedback need it, the rest stays open,
-and the UI's client and `cepage predict` send it when configured."""
+"""The optional API key on a real service: /predict, /feedback and what describes the model
+(/metadata, the OpenAPI documents) need it, health and /metrics stay open, and the UI's client
+and `cepage predict` send it when configured."""
 
 from __future__ import annotations
 
@@ -57,9 +58,26 @@ def test_predict_and_feedback_need_the_key(keyed_url: str, median_record: dict[s
     assert answered.status_code == 200, answered.text
 
 
-@pytest.mark.parametrize("path", ["/metadata", "/readyz", "/livez", "/metrics", "/docs.json"])
-def test_metadata_health_and_metrics_stay_open(keyed_url: str, path: str) -> None:
+@pytest.mark.parametrize("path", ["/readyz", "/livez", "/metrics"])
+def test_health_and_metrics_stay_open(keyed_url: str, path: str) -> None:
     assert requests.get(f"{keyed_url}{path}", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "names_features"),
+    [("/metadata", True), ("/docs.json", True), ("/metadata/openapi.json", False)],
+)
+def test_what_describes_the_model_needs_the_key(
+    keyed_url: str, path: str, names_features: bool
+) -> None:
+    """Security item 12: the features, their ranges and categories, the metrics are for clients
+    holding the key, not for anyone who finds the API's name."""
+    bare = requests.get(f"{keyed_url}{path}", timeout=10)
+    assert bare.status_code == 401, bare.text[:200]
+    assert "feature" not in bare.text
+    keyed = requests.get(f"{keyed_url}{path}", headers={"X-API-Key": KEY}, timeout=10)
+    assert keyed.status_code == 200
+    assert ("alcohol" in keyed.text) is names_features
 
 
 def test_the_ui_client_sends_the_key_and_explains_a_missing_one(

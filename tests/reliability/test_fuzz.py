@@ -40,7 +40,7 @@ def fuzzed_url(trained_home: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_url: str) -> Any:
-    spec = requests.get(f"{fuzzed_url}/docs.json", timeout=10).json()
+    spec = requests.get(f"{fuzzed_url}/docs.json", headers=AUTH, timeout=10).json()
     return schemathesis.openapi.from_dict(spec)
 
 

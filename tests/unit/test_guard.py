@@ -25,9 +25,23 @@ def client(limit: int = 100, api_key: str | None = None) -> TestClient:
         routes=[
             Route("/predict", echo, methods=["POST"]),
             Route("/other", echo, methods=["POST", "GET"]),
+            Route("/metadata", echo, methods=["GET"]),
         ]
     )
-    return TestClient(RequestGuard(app, paths=("/predict",), max_body_bytes=limit, api_key=api_key))
+    guard = RequestGuard(
+        app, paths=("/predict",), max_body_bytes=limit, api_key=api_key, read_paths=("/metadata",)
+    )
+    return TestClient(guard)
+
+
+def test_keyed_reads_need_the_key_only_when_one_is_set() -> None:
+    keyed = client(api_key="k3y")
+    assert keyed.get("/metadata").status_code == 401
+    assert keyed.get("/metadata", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert keyed.get("/metadata", headers={"X-API-Key": "k3y"}).status_code == 200
+    assert keyed.head("/metadata").status_code == 401
+    assert keyed.get("/other").status_code == 200  # not a keyed read
+    assert client().get("/metadata").status_code == 200
 
 
 def test_json_under_the_limit_reaches_the_app_intact() -> None:

@@ -124,7 +124,7 @@ def test_fails_on_a_server_that_is_not_the_service(prometheus: str) -> None:
 def test_sends_the_api_key_when_the_service_requires_one(trained_home: Path) -> None:
     with bentoml_serve(trained_home, extra_env={"CEPAGE_API_KEY": API_KEY}) as url:
         line = failure(smoke(url, wait=1))
-        assert line.startswith(f"smoke: FAIL POST {url}/predict answered 401 (set CEPAGE_API_KEY)")
+        assert line.startswith(f"smoke: FAIL GET {url}/metadata answered 401 (set CEPAGE_API_KEY)")
         wrong = failure(smoke(url, env={"CEPAGE_API_KEY": "not-the-key"}, wait=1))
         assert "answered 401" in wrong
         done = smoke(url, env={"CEPAGE_API_KEY": API_KEY})
