@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import registry
+from cli import production, registry, trigger
 from cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE, fail, settings
 from train.pipeline import DEFAULT_MODEL, DEFAULT_SEED
 from train.settings import Settings
@@ -25,6 +25,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(registry.app, name="registry")
+app.add_typer(trigger.app, name="trigger")
+app.command()(production.dataset)
+app.command()(production.production)
 
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="CSV file (default: scikit-learn's wine data).")
@@ -197,14 +200,40 @@ def retrain(
     tolerance: ToleranceOpt = None,
     floor: FloorOpt = None,
     build: Annotated[bool, typer.Option(help="Build the Bento after import.")] = True,
+    from_production: Annotated[
+        bool,
+        typer.Option(
+            "--from-production",
+            help="Train on the champion's data plus the labelled production rows (cepage "
+            "dataset); --data then names the original rows. The gate also compares candidate and "
+            "champion on the newest of those rows.",
+        ),
+    ] = False,
+    log: production.LogOpt = None,
+    since_days: production.SinceOpt = None,
 ) -> None:
     """Train -> gate -> package. Exit 3 when the gate rejects the model (champion unchanged)."""
     config = settings()
-    _step(1, 3, "train")
+    options: dict[str, Any] = {"data": data, "target": target}
+    total = 3
+    if from_production:
+        if target is not None:
+            fail("--from-production takes the champion's target: leave --target out.", EXIT_USAGE)
+        total = 4
+        _step(1, total, "dataset")
+        snapshot = production.build_snapshot(config, data, log, since_days)
+        options = {
+            "data": snapshot.data,
+            "target": snapshot.target,
+            "provenance": production.provenance(snapshot),
+        }
+        categorical = [*snapshot.categorical, *(categorical or ())]
+    elif log is not None or since_days is not None:
+        fail("--log and --since-days go with --from-production.", EXIT_USAGE)
+    _step(total - 2, total, "train")
     version = _train(
         config,
-        data=data,
-        target=target,
+        **options,
         model=model,
         params=param or (),
         seed=seed,
@@ -212,11 +241,11 @@ def retrain(
         categorical=categorical or (),
         drop=drop or (),
     )
-    _step(2, 3, "gate")
+    _step(total - 1, total, "gate")
     if not _promote(config, version, tolerance, floor):
         typer.echo("Nothing packaged: the serving model is unchanged.")
         raise typer.Exit(EXIT_REJECTED)
-    _step(3, 3, "package")
+    _step(total, total, "package")
     _package(config, build)
     typer.echo("Done: a running service picks the new model up from the store.")
 

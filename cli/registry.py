@@ -39,6 +39,10 @@ def _f1(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def _rows(rows: int | None) -> str:
+    return "production rows: none" if rows is None else f"{rows} recent production rows"
+
+
 def gate_markdown(record: GateRecord) -> str:
     """A Markdown table of one gate decision and what is served now."""
     verdict = {True: "promoted", False: "rejected", None: "not gated"}[record.decision]
@@ -46,10 +50,12 @@ def gate_markdown(record: GateRecord) -> str:
         [
             f"### Retrain: version {record.version} of `{record.model_name}` {verdict}",
             "",
-            "| | macro-F1 (holdout) |",
-            "|---|---|",
-            f"| candidate (version {record.version}) | {_f1(record.candidate_f1)} |",
-            f"| champion before the gate | {_f1(record.champion_f1)} |",
+            f"| | macro-F1 (holdout) | macro-F1 ({_rows(record.production_rows)}) |",
+            "|---|---|---|",
+            f"| candidate (version {record.version}) | {_f1(record.candidate_f1)} "
+            f"| {_f1(record.candidate_production_f1)} |",
+            f"| champion before the gate | {_f1(record.champion_f1)} "
+            f"| {_f1(record.champion_production_f1)} |",
             "",
             f"Gate: {record.reason or 'no decision recorded'}.",
             "",

@@ -24,6 +24,11 @@ GATE_DECISION_TAG: Final = "gate.decision"
 GATE_REASON_TAG: Final = "gate.reason"
 GATE_CANDIDATE_F1_TAG: Final = "gate.candidate_f1"
 GATE_CHAMPION_F1_TAG: Final = "gate.champion_f1"
+# The same two scores on the labelled production rows the candidate's training set held out
+# (train/dataset.py), and how many there were; set only when the production check ran.
+GATE_PRODUCTION_ROWS_TAG: Final = "gate.production_rows"
+GATE_PRODUCTION_CANDIDATE_F1_TAG: Final = "gate.production_candidate_f1"
+GATE_PRODUCTION_CHAMPION_F1_TAG: Final = "gate.production_champion_f1"
 
 # Labels of a model in the BentoML store (strings; shown by `bentoml models list` and /metadata).
 LABEL_MLFLOW_MODEL: Final = "mlflow_model"

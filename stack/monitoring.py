@@ -5,6 +5,10 @@ They run as plain processes with the repo's configuration (``monitoring/promethe
 they are file_sd files under ``.cepage/prometheus/targets/``, in the layout Ansible's template also
 writes (``monitoring/prometheus/targets/README.md``); prometheus.yml says why each job has both.
 Missing binaries are not an error: the stack runs without monitoring and says how to get it.
+Beside Alertmanager runs the retrain trigger (``stack/retrain_trigger.py``, ``cepage trigger
+serve``), and Alertmanager's configuration points the drift and feedback-accuracy alerts at it:
+a drift alert retrains the local model, with a cooldown (``CEPAGE_TRIGGER_MODE=off`` leaves it
+out).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stack.retrain_trigger import WEBHOOK_PATH, TriggerSettings, load_trigger_settings
 from train.settings import Settings
 
 # The repository's monitoring configuration, relative to the project root.
@@ -62,6 +67,11 @@ def monitoring_plan(settings: Settings) -> list[Planned]:
             "--cluster.listen-address=",  # a single local instance: no gossip port
         ]
         planned.append(("alertmanager", argv, port, "/-/ready"))
+        trigger = trigger_settings(settings)
+        if trigger is not None:
+            argv = [sys.executable, "-m", "cli.trigger", "serve"]
+            argv += ["--host", settings.host, "--port", str(trigger.port)]
+            planned.append(("trigger", argv, trigger.port, "/healthz"))
     prometheus = find_binary("prometheus")
     if prometheus:
         port = settings.prometheus_port
@@ -76,13 +86,38 @@ def monitoring_plan(settings: Settings) -> list[Planned]:
     return planned
 
 
+def trigger_settings(settings: Settings) -> TriggerSettings | None:
+    """The retrain trigger's settings, or None when it is off or its settings are wrong (said)."""
+    try:
+        trigger = load_trigger_settings(settings.home)
+    except ValueError as exc:
+        print(f"retrain trigger left out: {exc}", file=sys.stderr)
+        return None
+    return None if trigger.mode == "off" else trigger
+
+
+def trigger_env(settings: Settings, port: int) -> dict[str, str]:
+    """What Alertmanager's renderer needs to call the local trigger (a user's own URL wins)."""
+    extra = {"CEPAGE_ALERT_RETRAIN_WEBHOOK_URL": f"http://{address(settings, port)}{WEBHOOK_PATH}"}
+    trigger = trigger_settings(settings)
+    if trigger is not None and trigger.token:
+        token_file = settings.home / "alertmanager" / "retrain-token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(trigger.token)
+        extra["CEPAGE_ALERT_RETRAIN_WEBHOOK_TOKEN_FILE"] = str(token_file)
+    return {k: v for k, v in extra.items() if not os.environ.get(k)}
+
+
 def prepare_monitoring(settings: Settings, project: Path, ports: dict[str, int]) -> None:
     """Write Prometheus' config and targets and Alertmanager's config for the planned processes.
 
     ``ports`` maps every planned process of the stack to its port.
     """
     if "alertmanager" in ports:
-        render_alertmanager(settings, project)
+        extra = trigger_env(settings, ports["trigger"]) if "trigger" in ports else {}
+        render_alertmanager(settings, project, extra)
     if "prometheus" in ports:
 
         def at(name: str) -> list[str]:
@@ -121,12 +156,14 @@ def prepare_prometheus(settings: Settings, project: Path, targets: dict[str, lis
     return root / "prometheus.yml"
 
 
-def render_alertmanager(settings: Settings, project: Path) -> Path:
-    """Render alertmanager.yml from the environment with the repo's renderer."""
+def render_alertmanager(
+    settings: Settings, project: Path, extra_env: dict[str, str] | None = None
+) -> Path:
+    """Render alertmanager.yml from the environment (and ``extra_env``) with the repo's renderer."""
     out = settings.home / "alertmanager" / "alertmanager.yml"
     subprocess.run(
         [sys.executable, str(project / ALERTMANAGER_RENDERER), "--out", str(out)],
         check=True,
-        env=dict(os.environ),
+        env={**os.environ, **(extra_env or {})},
     )
     return out

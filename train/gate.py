@@ -8,7 +8,7 @@ scores are recorded as tags on the candidate's version.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -20,6 +20,9 @@ from contracts.names import (
     GATE_CANDIDATE_F1_TAG,
     GATE_CHAMPION_F1_TAG,
     GATE_DECISION_TAG,
+    GATE_PRODUCTION_CANDIDATE_F1_TAG,
+    GATE_PRODUCTION_CHAMPION_F1_TAG,
+    GATE_PRODUCTION_ROWS_TAG,
     GATE_REASON_TAG,
     TARGET_TAG,
 )
@@ -29,7 +32,7 @@ from train.registry import get_alias, get_version, latest_version, set_champion
 from train.schema import model_frame
 from train.settings import Settings
 from train.tracking import StoreError, connect
-from train.training import HOLDOUT_ARTIFACT
+from train.training import HOLDOUT_ARTIFACT, PRODUCTION_HOLDOUT_ARTIFACT
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -44,6 +47,10 @@ class GateDecision:
     reason: str
     candidate_f1: float
     champion_f1: float | None
+    # The production check (recent labelled production rows), when it ran.
+    production_rows: int | None = None
+    candidate_production_f1: float | None = None
+    champion_production_f1: float | None = None
 
 
 def decide(
@@ -79,11 +86,55 @@ def decide(
     )
 
 
-def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
-    """The held-out rows logged by a training run."""
+def decide_on_production(
+    decision: GateDecision,
+    candidate_f1: float | None,
+    champion_f1: float | None,
+    rows: int,
+    *,
+    tolerance: float,
+) -> GateDecision:
+    """The production check on top of ``decision``: a candidate promoted on the usual held-out
+    rows is still rejected when it does worse than the champion (minus ``tolerance``) on the
+    recent labelled production rows. Both scores are kept either way."""
+    scored = replace(
+        decision,
+        production_rows=rows,
+        candidate_production_f1=candidate_f1,
+        champion_production_f1=champion_f1,
+    )
+    if not decision.promote or candidate_f1 is None or champion_f1 is None:
+        return scored
+    if candidate_f1 < champion_f1 - tolerance:
+        return replace(
+            scored,
+            promote=False,
+            reason=(
+                f"on {rows} recent labelled production rows, macro-F1 {candidate_f1:.4f} < "
+                f"champion's {champion_f1:.4f} - tolerance {tolerance} (held-out rows: "
+                f"{decision.reason})"
+            ),
+        )
+    return replace(
+        scored,
+        reason=(
+            f"{decision.reason}; on {rows} recent labelled production rows "
+            f"{candidate_f1:.4f} vs the champion's {champion_f1:.4f}"
+        ),
+    )
+
+
+def load_holdout(
+    client: MlflowClient, run_id: str, artifact: str = HOLDOUT_ARTIFACT
+) -> pd.DataFrame | None:
+    """The held-out rows logged by a training run (None: the run has no such artifact)."""
     import mlflow
 
-    text = mlflow.artifacts.load_text(f"runs:/{run_id}/{HOLDOUT_ARTIFACT}")
+    if artifact != HOLDOUT_ARTIFACT:
+        folder, _, name = artifact.rpartition("/")
+        if name not in {f.path.rsplit("/", 1)[-1] for f in client.list_artifacts(run_id, folder)}:
+            return None
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact}")
     # As text: each version's schema says what a column is (score), and a category such as
     # "007" must not come back as the number 7.
     return pd.read_csv(io.StringIO(text), dtype=str)
@@ -129,8 +180,12 @@ def promote(
     version: str | None = None,
     tolerance: float | None = None,
     floor: float | None = None,
+    production_tolerance: float | None = None,
 ) -> tuple[str, GateDecision]:
     """Run the gate for ``version`` (default: the newest) and move the aliases accordingly.
+
+    When the candidate was trained on a set built from production (``cepage dataset``) with
+    enough recent labelled rows held out, it must also do no worse than the champion on those.
 
     Returns the candidate's version and the decision.
     """
@@ -146,6 +201,8 @@ def promote(
     run = client.get_run(run_id)
     target = _target_of(run.data.tags, candidate)
     holdout = load_holdout(client, run_id)
+    if holdout is None:
+        raise StoreError(f"Version {cand_version}'s run has no held-out rows ({HOLDOUT_ARTIFACT}).")
     judged = read_version(name, cand_version)
     candidate_f1 = score(judged, holdout, target)
     if candidate_f1 is None:
@@ -157,8 +214,10 @@ def promote(
         return cand_version, decision
 
     champion_f1 = None
+    champion_judged = None
     if champion is not None:
-        champion_f1 = score(read_version(name, str(champion.version)), holdout, target)
+        champion_judged = read_version(name, str(champion.version))
+        champion_f1 = score(champion_judged, holdout, target)
         if champion_f1 is None:
             decision = GateDecision(
                 False,
@@ -173,6 +232,21 @@ def promote(
             return cand_version, decision
 
     decision = decide(candidate_f1, champion_f1, tolerance=tolerance, floor=floor)
+    production = load_holdout(client, run_id, PRODUCTION_HOLDOUT_ARTIFACT)
+    if (
+        champion_judged is not None
+        and production is not None
+        and len(production) >= settings.gate_min_production_rows
+    ):
+        if production_tolerance is None:
+            production_tolerance = settings.gate_production_tolerance
+        decision = decide_on_production(
+            decision,
+            score(judged, production, target),
+            score(champion_judged, production, target),
+            len(production),
+            tolerance=tolerance if production_tolerance is None else production_tolerance,
+        )
     _record(client, name, cand_version, decision)
     if decision.promote:
         set_champion(client, name, cand_version, champion, judged.digest)
@@ -189,6 +263,14 @@ def _record(client: MlflowClient, name: str, version: str, decision: GateDecisio
     }
     if decision.champion_f1 is not None:
         tags[GATE_CHAMPION_F1_TAG] = f"{decision.champion_f1:.6f}"
+    if decision.production_rows is not None:
+        tags[GATE_PRODUCTION_ROWS_TAG] = str(decision.production_rows)
+        for key, score_ in (
+            (GATE_PRODUCTION_CANDIDATE_F1_TAG, decision.candidate_production_f1),
+            (GATE_PRODUCTION_CHAMPION_F1_TAG, decision.champion_production_f1),
+        ):
+            if score_ is not None:
+                tags[key] = f"{score_:.6f}"
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 
@@ -215,6 +297,9 @@ class GateRecord:
     champion_f1: float | None
     champion: str | None
     """The version behind @champion now (None: no champion)."""
+    production_rows: int | None = None
+    candidate_production_f1: float | None = None
+    champion_production_f1: float | None = None
 
 
 def last_gate(settings: Settings) -> GateRecord:
@@ -233,6 +318,11 @@ def last_gate(settings: Settings) -> GateRecord:
         candidate_f1=_float_tag(tags, GATE_CANDIDATE_F1_TAG),
         champion_f1=_float_tag(tags, GATE_CHAMPION_F1_TAG),
         champion=None if champion is None else str(champion.version),
+        production_rows=int(tags[GATE_PRODUCTION_ROWS_TAG])
+        if tags.get(GATE_PRODUCTION_ROWS_TAG)
+        else None,
+        candidate_production_f1=_float_tag(tags, GATE_PRODUCTION_CANDIDATE_F1_TAG),
+        champion_production_f1=_float_tag(tags, GATE_PRODUCTION_CHAMPION_F1_TAG),
     )
 
 

@@ -34,6 +34,14 @@ class Settings:
     prometheus_port: int
     alertmanager_port: int
     node_exporter_port: int
+    prediction_log: str = "off"
+    """Where the service keeps its prediction and feedback log (a directory or s3://bucket/prefix;
+    ``off``): ``cepage dataset`` reads it. Locally ``$CEPAGE_HOME/production``, where `cepage up`
+    has the service write it."""
+    gate_min_production_rows: int = 30
+    """The fewest labelled production rows held out for the gate's production check."""
+    gate_production_tolerance: float | None = None
+    """Macro-F1 the candidate may lose vs the champion on production rows (None: gate_tolerance)."""
     api_key: str | None = None
     """The service's API key, sent by `cepage predict` (CEPAGE_API_KEY_FILE or CEPAGE_API_KEY)."""
 
@@ -72,6 +80,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         prometheus_port=env.port("CEPAGE_PROMETHEUS_PORT", 9090, environ),
         alertmanager_port=env.port("CEPAGE_ALERTMANAGER_PORT", 9093, environ),
         node_exporter_port=env.port("CEPAGE_NODE_EXPORTER_PORT", 9100, environ),
+        prediction_log=env.text("CEPAGE_PREDICTION_LOG", str(home / "production"), environ),
+        gate_min_production_rows=env.integer(
+            "CEPAGE_GATE_MIN_PRODUCTION_ROWS", 30, environ, minimum=1
+        ),
+        # Unset: the same tolerance as on the held-out rows.
+        gate_production_tolerance=(
+            env.number("CEPAGE_GATE_PRODUCTION_TOLERANCE", 0.0, environ)
+            if env.optional_text("CEPAGE_GATE_PRODUCTION_TOLERANCE", environ)
+            else None
+        ),
         api_key=env.secret("CEPAGE_API_KEY", environ),
     )
 

@@ -22,7 +22,22 @@ from train.settings import Settings
 from train.tracking import connect, ensure_experiment
 
 HOLDOUT_ARTIFACT = "holdout/holdout.csv"
+# The newest labelled production rows, held out of a training set built from production
+# (train/dataset.py): the gate also judges candidate and champion on them.
+PRODUCTION_HOLDOUT_ARTIFACT = "holdout/production.csv"
+# Every row the run saw, in model form (what train/kinds.py made of the CSV) with the target: the
+# run can be reproduced from MLflow alone, and `cepage dataset` adds production rows to it.
+TRAINING_DATA_ARTIFACT = "data/training.csv"
 SCHEMA_ARTIFACT = "feature_schema.json"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's data came from beyond its CSV: tags to set and files to store with it
+    (artifact path -> local file)."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ def train(
     split_seed: int = SPLIT_SEED,
     categorical: Iterable[str] = (),
     drop: Iterable[str] = (),
+    provenance: Provenance | None = None,
 ) -> TrainResult:
     """The training step from a user's inputs: load and check the CSV (default: the wine data;
     ``categorical``/``drop`` override the kind of named columns), parse ``KEY=VALUE`` estimator
@@ -86,6 +102,7 @@ def train(
         params=parse_params(params),
         seed=seed,
         split_seed=split_seed,
+        provenance=provenance,
     )
 
 
@@ -98,6 +115,7 @@ def train_model(
     seed: int,
     split_seed: int = SPLIT_SEED,
     test_size: float = 0.25,
+    provenance: Provenance | None = None,
 ) -> TrainResult:
     """Fit ``model`` on ``dataset`` and log and register it as a new version.
 
@@ -122,6 +140,8 @@ def train_model(
                 "cepage.dataset": dataset.name,
                 "cepage.model": model,
                 TARGET_TAG: dataset.target_name,
+                **_retrain_reason(),
+                **(provenance.tags if provenance else {}),
             }
         )
         mlflow.log_params(
@@ -152,6 +172,12 @@ def train_model(
         )
         # The gate re-scores candidate and champion on these exact rows.
         mlflow.log_text(holdout.to_csv(index=False), HOLDOUT_ARTIFACT)
+        mlflow.log_text(
+            _with_target(dataset.features, dataset.target).to_csv(index=False),
+            TRAINING_DATA_ARTIFACT,
+        )
+        for artifact, local in (provenance.artifacts if provenance else {}).items():
+            mlflow.log_text(local.read_text(), artifact)
         mlflow.log_dict(schema, SCHEMA_ARTIFACT)
         mlflow.log_figure(confusion_figure(pipeline, x_test, y_test), "confusion_matrix.png")
         with _loading_what_we_just_built():
@@ -173,6 +199,18 @@ def train_model(
         kinds=dict(dataset.kinds),
         notes=dataset.notes,
     )
+
+
+# Why an automatic retrain ran (the alert that started it), as JSON: stack/retrain_trigger.py
+# sets it for the command it runs, the retrain workflow from its `reason` input.
+RETRAIN_REASON_ENV = "CEPAGE_RETRAIN_REASON"
+RETRAIN_REASON_TAG = "cepage.retrain.reason"
+
+
+def _retrain_reason() -> dict[str, str]:
+    reason = os.environ.get(RETRAIN_REASON_ENV, "").strip()
+    # MLflow caps a tag's value at 8000 characters (5000 on older servers).
+    return {RETRAIN_REASON_TAG: reason[:5000]} if reason else {}
 
 
 def _with_target(features: pd.DataFrame, target: pd.Series) -> pd.DataFrame:

@@ -10,6 +10,9 @@ everywhere) and the receivers come from variables at deploy time:
     CEPAGE_ALERT_EMAIL_TO             paging address for critical alerts, with
     CEPAGE_ALERT_EMAIL_FROM, CEPAGE_ALERT_SMTP_HOST (host:port), CEPAGE_ALERT_SMTP_USER,
     CEPAGE_ALERT_SMTP_PASSWORD
+    CEPAGE_ALERT_RETRAIN_WEBHOOK_URL  the retrain trigger (``cepage trigger serve``): the drift and
+                                      feedback-accuracy alerts also go there, and start a retrain;
+    CEPAGE_ALERT_RETRAIN_WEBHOOK_TOKEN_FILE  a file holding the bearer token it requires (optional)
 
 With none set, alerts are still grouped and shown in Alertmanager's UI, just not sent anywhere.
 
@@ -47,6 +50,9 @@ SYMPTOMS_OF_A_DOWN_SERVICE = (
     "|CepageFeatureDrift|CepageFeatureMissingValues|CepageFeatureUnseenCategories"
     "|CepageLowFeedbackAccuracy"
 )
+
+# Alerts that start a retrain (stack/retrain_trigger.py's DEFAULT_ALERTS; docs/monitoring.md).
+RETRAIN_ALERTS = "CepageFeatureDrift|CepageLowFeedbackAccuracy"
 
 
 def notifiers(env: Mapping[str, str], *, page: bool) -> dict[str, list[dict[str, Any]]]:
@@ -90,8 +96,55 @@ def notifiers(env: Mapping[str, str], *, page: bool) -> dict[str, list[dict[str,
     return configs
 
 
+def retrain_route(env: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The retrain trigger's route and receiver, when ``CEPAGE_ALERT_RETRAIN_WEBHOOK_URL`` is set.
+
+    The route comes first with ``continue``, so the same alerts still reach a person; since a
+    route that matched stops Alertmanager from falling back to the parent's receiver, a
+    catch-all route to ``team`` then ends the list.
+    """
+    url = env.get("CEPAGE_ALERT_RETRAIN_WEBHOOK_URL")
+    if not url:
+        return [], []
+    webhook: dict[str, Any] = {
+        "url": url,
+        # A resolved alert starts nothing: the receiver would only log it.
+        "send_resolved": False,
+    }
+    if env.get("CEPAGE_ALERT_RETRAIN_WEBHOOK_TOKEN_FILE"):
+        webhook["http_config"] = {
+            "authorization": {
+                "type": "Bearer",
+                "credentials_file": env["CEPAGE_ALERT_RETRAIN_WEBHOOK_TOKEN_FILE"],
+            }
+        }
+    route = {
+        "matchers": [f'alertname=~"{RETRAIN_ALERTS}"'],
+        "receiver": "retrain",
+        "continue": True,
+        # Several features drifting together are one delivery, one retrain; the receiver's
+        # cooldown (6 h by default) decides, Alertmanager only re-sends as often as that.
+        "group_by": ["alertname", "job"],
+        "group_wait": "1m",
+        "group_interval": "5m",
+        "repeat_interval": "6h",
+    }
+    return [route], [{"name": "retrain", "webhook_configs": [webhook]}]
+
+
 def build_config(env: Mapping[str, str]) -> dict[str, Any]:
     """The whole configuration: routing a person wants at 3 a.m., receivers from ``env``."""
+    retrain_routes, retrain_receivers = retrain_route(env)
+    people: list[dict[str, Any]] = [
+        {
+            "matchers": ['severity="critical"'],
+            "receiver": "oncall",
+            "group_wait": "10s",
+            "repeat_interval": "1h",
+        }
+    ]
+    if retrain_routes:
+        people.append({"receiver": "team"})  # what the parent would have done
     return {
         "route": {
             "receiver": "team",
@@ -100,14 +153,7 @@ def build_config(env: Mapping[str, str]) -> dict[str, Any]:
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
-            "routes": [
-                {
-                    "matchers": ['severity="critical"'],
-                    "receiver": "oncall",
-                    "group_wait": "10s",
-                    "repeat_interval": "1h",
-                }
-            ],
+            "routes": [*retrain_routes, *people],
         },
         "inhibit_rules": [
             # The service is down: its latency, errors and quality alerts add nothing.
@@ -132,6 +178,7 @@ def build_config(env: Mapping[str, str]) -> dict[str, Any]:
         "receivers": [
             {"name": "team", **notifiers(env, page=False)},
             {"name": "oncall", **notifiers(env, page=True)},
+            *retrain_receivers,
         ],
     }
 
