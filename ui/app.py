@@ -56,6 +56,7 @@ def main() -> None:
         st.error(str(exc))
         return
     _sidebar_model(metadata)
+    _sidebar_production(client)
     schema = metadata.schema
     st.caption(
         f"Predicts **{readable_label(schema.target)}** ({', '.join(schema.classes)}) from "
@@ -109,6 +110,37 @@ def _sidebar_model(metadata: Metadata) -> None:
     # Below the model's identity: what each input is, what it takes, and whether it may be empty.
     with side.expander(f"Features ({len(features)})"):
         st.markdown("\n".join(f"- {describe_feature(f)}" for f in features))
+
+
+def _sidebar_production(client: ApiClient) -> None:
+    """What the service answered and was told, per model version: predictions, the share that
+    got feedback, and how much of that feedback said the answer was right. Counts only, never
+    anyone's inputs: this page is public."""
+    side = st.sidebar
+    side.subheader("In production")
+    try:
+        versions = client.production()
+    except ApiError as exc:
+        side.caption(f"Not available: {exc}")
+        return
+    if not versions:
+        side.caption("No prediction yet.")
+        return
+    rows = [
+        {
+            "version": v.version,
+            "predictions": v.predictions,
+            "labelled": f"{v.labelled_share:.0%}",
+            "accuracy": "—" if v.accuracy is None else f"{v.accuracy:.1%}",
+        }
+        for v in versions
+    ]
+    side.dataframe(rows, hide_index=True, use_container_width=True)
+    side.caption(
+        "Since this service replica started (`cepage production` reads the whole log; Grafana "
+        "shows every replica). Labelled: predictions that got feedback; accuracy: the share of "
+        "that feedback saying the answer was right."
+    )
 
 
 run()

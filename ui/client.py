@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,62 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """What one model version answered and was told, as the service counts it."""
+
+    version: str
+    predictions: int
+    labelled: int
+    correct: int
+
+    @property
+    def labelled_share(self) -> float:
+        return self.labelled / self.predictions if self.predictions else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+# `name{a="x",b="y"} 12.0` lines of the Prometheus text format.
+_SAMPLE = re.compile(r"^(cepage_predictions_total|cepage_feedback_total)\{([^}]*)\}\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_counts(text: str) -> list[VersionCounts]:
+    """Per model version: predictions, feedback received and how much of it said "correct",
+    from the service's ``/metrics`` (its counters: ``cepage_predictions_total``,
+    ``cepage_feedback_total``)."""
+    predictions: dict[str, float] = {}
+    labelled: dict[str, float] = {}
+    correct: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group(2)))
+        version = labels.get("model_version", "")
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            continue
+        if match.group(1) == "cepage_predictions_total":
+            predictions[version] = predictions.get(version, 0.0) + value
+        else:
+            labelled[version] = labelled.get(version, 0.0) + value
+            if labels.get("outcome") == "correct":
+                correct[version] = correct.get(version, 0.0) + value
+    versions = sorted(set(predictions) | set(labelled), key=lambda v: (len(v), v))
+    return [
+        VersionCounts(
+            v, int(predictions.get(v, 0)), int(labelled.get(v, 0)), int(correct.get(v, 0))
+        )
+        for v in versions
+        if predictions.get(v, 0) or labelled.get(v, 0)
+    ]
 
 
 def normalize_url(url: str) -> str:
@@ -120,7 +177,19 @@ class ApiClient:
         except (KeyError, TypeError) as exc:
             raise self._unexpected("/feedback", exc) from None
 
+    def production(self) -> list[VersionCounts]:
+        """``GET /metrics``: what the service answered and was told, per model version."""
+        response = self._response("GET", "/metrics")
+        return parse_counts(response.text)
+
     def _request(self, method: str, path: str, payload: Any = None) -> Any:
+        response = self._response(method, path, payload)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._unexpected(path, "the body is not JSON") from None
+
+    def _response(self, method: str, path: str, payload: Any = None) -> requests.Response:
         url = f"{self.base_url}{path}"
         try:
             response = self._session.request(
@@ -143,10 +212,7 @@ class ApiClient:
                 "CEPAGE_API_URL should be the model service's own address.",
                 status=response.status_code,
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise self._unexpected(path, "the body is not JSON") from None
+        return response
 
     def _unexpected(self, path: str, problem: object) -> ApiError:
         return ApiError(

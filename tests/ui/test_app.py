@@ -160,7 +160,7 @@ def test_a_csv_upload_is_scored(app: AppTest, served: Metadata, api_url: str) ->
     app.run()
     assert not app.exception
     assert not app.error, texts(app.error)
-    [table] = app.dataframe
+    [table] = app.main.dataframe
     scored = table.value
     assert len(scored) == len(frame)
     labels = [service_label(api_url, row)["label"] for row in rows]
@@ -185,7 +185,7 @@ def test_a_csv_with_wrong_columns_is_refused(app: AppTest, served: Metadata, api
     [error] = texts(app.error)
     assert f"missing columns: {dropped!r}" in error
     assert "unexpected columns: 'colour'" in error
-    assert not app.dataframe
+    assert not app.main.dataframe
     assert predict_requests(api_url) == before, "a request was sent for an invalid file"
 
 
@@ -254,3 +254,25 @@ def test_a_csv_over_the_row_limit_is_refused_before_any_request(
     [error] = texts(app.error)
     assert "The file has 3 rows; at most 2 are scored at once here" in error
     assert predict_requests(api_url) == before
+
+
+def test_the_sidebar_shows_what_production_answered_per_version(
+    monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path, median_record: dict[str, float]
+) -> None:
+    """Counts from the service's own counters: predictions, the labelled share, the accuracy
+    of the feedback; never anyone's inputs (the page is public)."""
+    answered = service_label(api_url, median_record)
+    feedback = {"prediction_id": answered["id"], "label": answered["label"]}
+    requests.post(f"{api_url}/feedback", json=feedback, timeout=30).raise_for_status()
+    monkeypatch.setenv("CEPAGE_API_URL", api_url)
+    at = start(app_path)
+    assert "In production" in texts(at.sidebar.subheader)
+    (table,) = at.sidebar.dataframe
+    rows = table.value.to_dict(orient="records")
+    assert [r["version"] for r in rows] == [answered_version(api_url)]
+    assert rows[0]["predictions"] >= 1 and rows[0]["accuracy"] != "—"
+    assert "alcohol" not in table.value.to_string()
+
+
+def answered_version(api_url: str) -> str:
+    return str(requests.get(f"{api_url}/metadata", timeout=10).json()["version"])

@@ -197,7 +197,7 @@ def test_a_blank_where_a_value_is_needed_is_refused_before_sending(
     [error] = [str(e.value) for e in mixed_app.error]
     assert f"{PLAN!r} (rows 4, 6): empty, but the model needs a value" in error
     assert f"{CALLS!r} (rows 5): 'many' is not a number" in error
-    assert not mixed_app.dataframe
+    assert not mixed_app.main.dataframe
     assert predict_requests(mixed_api_url) == before, "a request was sent for an invalid file"
 
 
@@ -209,7 +209,7 @@ def test_a_csv_with_blanks_and_text_is_scored_on_the_page(
     mixed_app.run()
     assert not mixed_app.exception
     assert not mixed_app.error, [e.value for e in mixed_app.error]
-    [table] = mixed_app.dataframe
+    [table] = mixed_app.main.dataframe
     scored = table.value
     rows = len(read_batch(data))
     assert len(scored) == rows
