@@ -1,5 +1,6 @@
 # Credentials per role, per environment: one IAM application for what runs on the instances
-# (`hosts`) and one for the backup job (`backup`), each with its own API key and only the
+# (`hosts`), one for the backup job (`backup`) and one for the retrain workflow, which reads the
+# production log (`retrain`), each with its own API key and only the
 # permission sets it needs, instead of one project-wide key everywhere. The CI keys (`ci-plan`,
 # `ci-apply-<env>`) live in iac/bootstrap/ (iam.tf there): their secrets must not be in this
 # state, which the read-only plan key has to read. docs/operations.md#credentials-per-role says
@@ -25,7 +26,7 @@ locals {
 
   iam_roles = {
     hosts = {
-      description = "the instances: pull the stack's images, read and write MLflow's artifacts; no deletion, secrets, IAM or instances"
+      description = "the instances: pull the stack's images, write MLflow's artifacts and the production log; no deletion, secrets, IAM or instances"
       permission_sets = [
         "ContainerRegistryReadOnly",
         "ObjectStorageObjectsRead",
@@ -37,6 +38,13 @@ locals {
       permission_sets = [
         "ObjectStorageObjectsRead",
         "ObjectStorageObjectsWrite",
+      ]
+    }
+    # GitHub's retrain workflow (its repository secrets, docs/ci-cd.md): reads the production log.
+    retrain = {
+      description = "the retrain workflow: read the production log from its bucket; no write, no deletion"
+      permission_sets = [
+        "ObjectStorageObjectsRead",
       ]
     }
   }

@@ -38,6 +38,7 @@ locals {
     cepage_buckets = {
       mlflow_artifacts = scaleway_object_bucket.mlflow_artifacts.name
       backups          = scaleway_object_bucket.backups.name
+      production_log   = scaleway_object_bucket.production_log.name
     }
     cepage_secret_ids         = { for k, s in scaleway_secret.generated : k => s.id }
     cepage_database           = local.database
@@ -47,7 +48,8 @@ locals {
     cepage_private_network_cidr  = local.private_network_cidr
     cepage_backup_retention_days = var.backup_retention_days
     # Secret Manager ids of the per-role API keys (iam.tf), JSON {access_key, secret_key}: `hosts`
-    # for the stack's .env (registry, artifacts), `backup` for the backup job.
+    # for the stack's .env (registry, artifacts) and the production log's sync, `backup` for the
+    # backup job; `retrain` is for the retrain workflow's GitHub secrets (Ansible does not read it).
     cepage_api_key_secret_ids = { for k, s in scaleway_secret.api_key : k => s.id }
   }
 }
@@ -91,6 +93,7 @@ output "buckets" {
   value = {
     mlflow_artifacts = scaleway_object_bucket.mlflow_artifacts.name
     backups          = scaleway_object_bucket.backups.name
+    production_log   = scaleway_object_bucket.production_log.name
     endpoint         = "https://s3.${var.region}.scw.cloud"
     region           = var.region
   }

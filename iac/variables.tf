@@ -307,6 +307,17 @@ variable "backup_retention_days" {
   }
 }
 
+variable "production_log_retention_days" {
+  description = "Days after which the production log's files (predictions and feedback labels, docs/operations.md#the-production-log) expire from its bucket."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.production_log_retention_days >= 1 && var.production_log_retention_days <= 3650
+    error_message = "production_log_retention_days must be between 1 and 3650."
+  }
+}
+
 variable "force_destroy_buckets" {
   description = "Let `terraform destroy` delete non-empty buckets (every object and version). Keep false in prod."
   type        = bool

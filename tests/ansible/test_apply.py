@@ -164,7 +164,8 @@ def sha256(text: str) -> str:
 
 
 def test_compose_files_are_the_repositorys(deployed: Deployed) -> None:
-    for name in ("docker-compose.yml", "docker-compose.prod.yml", "caddy/Caddyfile"):
+    optional = ("docker-compose.production-log.yml", "docker-compose.retrain-trigger.yml")
+    for name in ("docker-compose.yml", "docker-compose.prod.yml", "caddy/Caddyfile", *optional):
         on_host = deployed.host.read(f"/opt/cepage/compose/{name}")
         assert sha256(on_host) == sha256((ROOT / "compose" / name).read_text()), name
 
@@ -203,6 +204,8 @@ def test_env_has_the_inventorys_values_and_the_vaults_secrets(deployed: Deployed
         "CEPAGE_ADMIN_CIDRS": " ".join(STACK_VARS["cepage_admin_cidrs"]),
         "CEPAGE_PROXY_PASSWORD_HASH": PROXY_HASH,
         "CEPAGE_SERVICE_REPLICAS": "1",
+        # The single dev host runs the service: it keeps the production log.
+        "CEPAGE_PREDICTION_LOG_DIR": "/var/lib/cepage/production",
     }
     assert {k: values.get(k) for k in expected} == expected
     # Settings the dev inventory leaves unset keep the default of their one home (the model's
@@ -227,7 +230,8 @@ def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CEPAGE_", "MLFLOW_", "AWS_"))}
     done = subprocess.run(
         [compose, "--project-directory", str(project), "-f", str(project / "docker-compose.yml"),
-         "-f", str(project / "docker-compose.prod.yml"), "config"],
+         "-f", str(project / "docker-compose.prod.yml"),
+         "-f", str(project / "docker-compose.production-log.yml"), "config"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -236,6 +240,9 @@ def test_rendered_project_is_valid_compose(deployed: Deployed, tmp_path: Path) -
     for service in ("service", "ui", "mlflow"):
         assert config["services"][service]["image"] == f"{prefix}/{service}:{TAG}"
     assert config["services"]["service"]["deploy"]["replicas"] == 1
+    assert config["services"]["service"]["environment"]["CEPAGE_PREDICTION_LOG"] == "/production"
+    (log_mount,) = config["services"]["service"]["volumes"]
+    assert log_mount["source"] == "/var/lib/cepage/production"
     # Only the proxy publishes ports, on every interface of this edge host (CEPAGE_BIND_ADDRESS).
     ports = [
         p if isinstance(p, str) else f"{p.get('host_ip', '')}:{p['published']}:{p['target']}"
@@ -288,6 +295,28 @@ def test_backup_job_installed(deployed: Deployed) -> None:
     assert "CEPAGE_BACKUP_DESTINATION=backups:cepage-dev-backups" in settings
     assert "CEPAGE_BACKUP_RETENTION_DAYS=14" in settings
     host.sh("command -v rclone")
+
+
+def test_production_log_directory_and_timer(deployed: Deployed) -> None:
+    """The service's user owns the directory it writes its log to (bind-mounted into it); a
+    timer moves the files to the bucket with the hosts' key, never the deployer's."""
+    host = deployed.host
+    owner = host.sh("stat -c '%u:%g %a' /var/lib/cepage/production").stdout.split()
+    assert owner == ["1034:1034", "750"]
+    timer = host.read("/etc/systemd/system/cepage-production-log.timer")
+    assert "OnCalendar=*:0/5" in timer and "WantedBy=timers.target" in timer
+    service = host.read("/etc/systemd/system/cepage-production-log.service")
+    assert "ExecStart=/usr/local/sbin/cepage-production-log" in service
+    host.sh("test -x /usr/local/sbin/cepage-production-log")
+    host.sh("bash -n /usr/local/sbin/cepage-production-log")
+    assert host.sh("stat -c '%a' /etc/cepage/production-log.env").stdout.strip() == "600"
+    settings = host.read("/etc/cepage/production-log.env")
+    assert "CEPAGE_PRODUCTION_LOG_DESTINATION=production:cepage-dev-production-log/production" in (
+        settings
+    )
+    assert "RCLONE_CONFIG_PRODUCTION_ACCESS_KEY_ID=SCWHOSTSHOSTSHOSTS01" in settings
+    # No GitHub token in the test vault: no retrain trigger, no token file.
+    assert host.sh("test -e /opt/cepage/secrets/retrain-github-token", check=False).returncode
 
 
 def test_rollout_then_rollback(deployed: Deployed) -> None:

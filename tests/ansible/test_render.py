@@ -32,22 +32,45 @@ REPLICAS = 2  # model API replicas per service instance, as in prod's group_vars
 MAX_RECORDS = "500"  # an optional stack setting an environment gives
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("render-prod")
+def render(out: Path, vault_text: str, *extra: str) -> Path:
     vault = out / "vault.yml"
-    vault.write_text(TEST_VAULT)
+    vault.write_text(vault_text)
     done = subprocess.run(
         [tool("ansible-playbook"), "-i", str(HERE / "terraform-inventory.prod.json"),
          "-e", f"@{vault}", "-e", f"render_dir={out}", "-e", f"cepage_service_replicas={REPLICAS}",
          "-e", f"cepage_stack_max_records={MAX_RECORDS}",
          # The playbook is in tests/ansible/: the repository is not its parent folder.
          "-e", f"cepage_repo_dir={ROOT}",
-         str(HERE / "render-hosts.yml")],
+         *extra, str(HERE / "render-hosts.yml")],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("render-prod"), TEST_VAULT)
+
+
+GITHUB_TOKEN = "github_pat_test_only_0000000000"  # pragma: allowlist secret
+WEBHOOK_TOKEN = "webhook-test-token-0000"  # pragma: allowlist secret
+
+
+@pytest.fixture(scope="module")
+def rendered_with_trigger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The vault holds the alert-driven retrain's tokens; the environment excludes features from
+    the production log and samples it."""
+    vault = TEST_VAULT + (
+        f"vault_cepage_retrain_github_token: {GITHUB_TOKEN}\n"
+        f"vault_cepage_retrain_webhook_token: {WEBHOOK_TOKEN}\n"
+    )
+    settings = {
+        "cepage_stack_retrain_github_repository": "acme/cepage",
+        "cepage_stack_prediction_log_exclude": ["proline", "hue"],
+        "cepage_stack_prediction_log_sample": "0.5",
+    }
+    return render(tmp_path_factory.mktemp("render-trigger"), vault, "-e", json.dumps(settings))
 
 
 def settings(rendered: Path, host: str) -> dict[str, Any]:
@@ -170,3 +193,69 @@ def test_env_carries_only_the_settings_an_environment_gives(rendered: Path) -> N
             assert unset not in values, (name, unset)
         assert not [k for k in values if k.endswith("_PORT") and k not in (
             "CEPAGE_HTTP_PORT", "CEPAGE_HTTPS_PORT")], values  # fmt: skip
+
+
+def test_every_host_running_the_service_keeps_the_production_log(rendered: Path) -> None:
+    """The service writes to a host directory owned by its image's user (no egress for it); the
+    host's timer moves the files to the environment's bucket with the hosts' key. The control
+    instance, which runs no service here, keeps no log."""
+    dockerfile = (ROOT / "compose" / "service" / "Dockerfile").read_text()
+    assert "\nUSER 1034:1034\n" in dockerfile
+    for name in SERVICE_HOSTS:
+        derived = settings(rendered, name)
+        assert derived["production_log_enabled"] is True
+        assert derived["production_log_dir"] == "/var/lib/cepage/production"
+        assert derived["production_log_owner"] == 1034
+        assert derived["production_log_destination"] == (
+            "production:cepage-prod-production-log/production"
+        )
+        assert derived["production_log_s3_access_key"] == "SCWHOSTSFROMSECRETS1"
+        assert "docker-compose.production-log.yml" in derived["compose_files"]
+        values = env(rendered, name)
+        assert values["CEPAGE_PREDICTION_LOG_DIR"] == "/var/lib/cepage/production"
+        # Privacy and sampling: the service's defaults unless the environment gives them.
+        assert "CEPAGE_PREDICTION_LOG_EXCLUDE" not in values
+        assert "CEPAGE_PREDICTION_LOG_SAMPLE" not in values
+    control = settings(rendered, CONTROL)
+    assert control["production_log_enabled"] is False
+    assert "docker-compose.production-log.yml" not in control["compose_files"]
+    assert "CEPAGE_PREDICTION_LOG_DIR" not in env(rendered, CONTROL)
+
+
+def test_without_a_github_token_the_retrain_trigger_is_not_deployed(rendered: Path) -> None:
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        derived = settings(rendered, name)
+        assert derived["retrain_trigger"] is False
+        assert "retrain-trigger" not in derived["services"]
+        assert "docker-compose.retrain-trigger.yml" not in derived["compose_files"]
+        assert not [k for k in env(rendered, name) if "TRIGGER" in k or "RETRAIN" in k]
+
+
+def test_the_retrain_trigger_runs_on_the_control_host_with_its_tokens_as_files(
+    rendered_with_trigger: Path,
+) -> None:
+    """With the GitHub token in the vault, the control host runs `retrain-trigger` and
+    Alertmanager routes to it (compose/docker-compose.retrain-trigger.yml); the tokens reach the
+    containers as Docker secrets (files), never through .env."""
+    control = settings(rendered_with_trigger, CONTROL)
+    assert control["retrain_trigger"] is True
+    assert "retrain-trigger" in control["services"]
+    assert "docker-compose.retrain-trigger.yml" in control["compose_files"]
+    values = env(rendered_with_trigger, CONTROL)
+    assert values["CEPAGE_TRIGGER_GITHUB_REPOSITORY"] == "acme/cepage"
+    assert (
+        values["CEPAGE_RETRAIN_GITHUB_TOKEN_SECRET"] == "/opt/cepage/secrets/retrain-github-token"
+    )
+    assert values["CEPAGE_RETRAIN_WEBHOOK_TOKEN_SECRET"] == (
+        "/opt/cepage/secrets/retrain-webhook-token"
+    )
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        text = (rendered_with_trigger / f"{name}.env").read_text()
+        assert GITHUB_TOKEN not in text and WEBHOOK_TOKEN not in text, name
+    for name in SERVICE_HOSTS:
+        derived = settings(rendered_with_trigger, name)
+        assert derived["retrain_trigger"] is False
+        assert "docker-compose.retrain-trigger.yml" not in derived["compose_files"]
+        values = env(rendered_with_trigger, name)
+        assert values["CEPAGE_PREDICTION_LOG_EXCLUDE"] == "proline,hue"
+        assert values["CEPAGE_PREDICTION_LOG_SAMPLE"] == "0.5"

@@ -24,6 +24,19 @@ COMPOSE = ROOT / "compose"
 DOCKERFILES = sorted(COMPOSE.glob("*/Dockerfile"))
 BASE = COMPOSE / "docker-compose.yml"
 OVERRIDES = {"dev": COMPOSE / "docker-compose.dev.yml", "prod": COMPOSE / "docker-compose.prod.yml"}
+# What Ansible adds on a server: the production log's directory on a host that runs the service,
+# the alert-driven retrain's receiver on the control host (when the vault holds its token).
+PRODUCTION_LOG = COMPOSE / "docker-compose.production-log.yml"
+RETRAIN_TRIGGER = COMPOSE / "docker-compose.retrain-trigger.yml"
+CLOUD = {
+    "CEPAGE_PREDICTION_LOG_DIR": "/var/lib/cepage/production",
+    "CEPAGE_TRIGGER_GITHUB_REPOSITORY": "acme/cepage",
+    "CEPAGE_RETRAIN_GITHUB_TOKEN_SECRET": "/opt/cepage/secrets/retrain-github-token",
+    "CEPAGE_RETRAIN_WEBHOOK_TOKEN_SECRET": "/opt/cepage/secrets/retrain-webhook-token",
+}
+# Every combination of files a host runs: the base file alone, with the dev or prod override, and
+# a single cloud host with every optional file (`cloud`).
+PROFILES = ["base", "dev", "prod", "cloud"]
 SECRETS = {
     "POSTGRES_PASSWORD": "pg-test-secret",
     "CEPAGE_FEEDBACK_KEY": "feedback-test-secret",
@@ -63,7 +76,10 @@ def rendered(*files: Path, **extra: str) -> dict[str, Any]:
 
 
 def profile_config(profile: str) -> dict[str, Any]:
-    """The rendered stack of a profile: the base file alone, or with the dev or prod override."""
+    """The rendered stack of a profile: the base file alone, with the dev or prod override, or
+    prod with the production log and the retrain trigger (`cloud`)."""
+    if profile == "cloud":
+        return rendered(BASE, OVERRIDES["prod"], PRODUCTION_LOG, RETRAIN_TRIGGER, **PROD, **CLOUD)
     files = [BASE] if profile == "base" else [BASE, OVERRIDES[profile]]
     return rendered(*files, **(PROD if profile == "prod" else {}))
 
@@ -96,7 +112,8 @@ def test_dockerfiles_take_the_base_image_as_an_argument(dockerfile: Path) -> Non
 def test_compose_files_match_the_compose_spec_schema() -> None:
     checker = docker_tool("check-jsonschema")
     require(checker is not None, "`check-jsonschema` is not installed (pip)")
-    files = [BASE, *OVERRIDES.values(), COMPOSE / "docker-compose.metrics.yml"]
+    files = [BASE, *OVERRIDES.values(), COMPOSE / "docker-compose.metrics.yml", PRODUCTION_LOG,
+             RETRAIN_TRIGGER]  # fmt: skip
     done = subprocess.run(
         [str(checker), "--builtin-schema", "vendor.compose-spec", *map(str, files)],
         capture_output=True,
@@ -106,11 +123,9 @@ def test_compose_files_match_the_compose_spec_schema() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_compose_config_is_valid(profile: str) -> None:
-    files = [BASE] if profile == "base" else [BASE, OVERRIDES[profile]]
-    extra = PROD if profile == "prod" else {}
-    config = rendered(*files, **extra)
+    config = profile_config(profile)
     services = config["services"]
     expected = {"postgres", "mlflow", "service", "ui", "retrain", "prometheus", "alertmanager",
                 "grafana", "node-exporter", "proxy"}  # fmt: skip
@@ -135,7 +150,7 @@ def test_compose_config_is_valid(profile: str) -> None:
                 assert "127.0.0.1" in spec, (name, port)
     else:
         assert published == {"proxy"}, "only the reverse proxy publishes ports"
-    if profile == "prod":
+    if profile in ("prod", "cloud"):
         assert services["service"]["image"] == "rg.fr-par.scw.cloud/cepage/service:1.2.3"
         assert services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
         assert services["service"]["deploy"]["replicas"] == 3
@@ -248,7 +263,7 @@ CAPABILITIES: dict[str, set[str]] = {
 WRITABLE_ROOT: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_every_service_is_hardened(profile: str) -> None:
     """No capability (but the documented ones), no-new-privileges, a read-only root filesystem
     (but the documented exceptions), in every combination of files a host runs."""
@@ -295,7 +310,11 @@ MEMBERSHIP: dict[str, set[str]] = {
     "alertmanager": {"monitoring", "edge"},
     "grafana": {"monitoring"},
     "node-exporter": {"monitoring"},
+    # Alertmanager delivers to it (monitoring); it calls GitHub's API, beyond the host (edge).
+    "retrain-trigger": {"monitoring", "edge"},
 }
+# Services only an optional file defines (docker-compose.retrain-trigger.yml).
+OPTIONAL_SERVICES = {"retrain-trigger"}
 # Networks whose traffic never leaves the host: no egress, no cloud metadata address.
 INTERNAL = {"app", "data", "monitoring"}
 
@@ -329,11 +348,14 @@ def host_of(url: str) -> str:
     return url.split("://", 1)[1].split(":", 1)[0].split("/", 1)[0]
 
 
-@pytest.mark.parametrize("profile", ["base", "dev", "prod"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_each_service_joins_only_the_networks_it_needs(profile: str) -> None:
     config = profile_config(profile)
     services = config["services"]
+    assert ("retrain-trigger" in services) is (profile == "cloud")
     for name, expected in MEMBERSHIP.items():
+        if name in OPTIONAL_SERVICES and name not in services:
+            continue
         assert networks_of(services[name]) == expected, (name, networks_of(services[name]))
     # The Alertmanager configuration job only writes a file: no network at all.
     assert services["alertmanager-config"].get("network_mode") == "none"
@@ -348,6 +370,11 @@ def test_each_service_joins_only_the_networks_it_needs(profile: str) -> None:
         "retrain": {host_of(services["retrain"]["environment"]["MLFLOW_TRACKING_URI"])},
         "mlflow": {"postgres"},  # compose/mlflow/entrypoint.sh's default POSTGRES_HOST
     }
+    retrain_webhook = services["alertmanager-config"]["environment"].get(
+        "CEPAGE_ALERT_RETRAIN_WEBHOOK_URL"
+    )
+    if retrain_webhook:  # the receiver Alertmanager delivers the retrain alerts to
+        calls["alertmanager"] = {host_of(retrain_webhook)}
     assert calls["proxy"] >= {"ui", "service", "mlflow", "grafana", "prometheus", "alertmanager"}
     assert calls["prometheus"] >= {"service", "mlflow", "node-exporter", "alertmanager"}
     for caller, callees in calls.items():
@@ -423,3 +450,78 @@ def test_upstream_images_are_patched_and_documented_where_they_are_pinned() -> N
         for found in re.findall(r"caddy:\d[\w.-]*", path.read_text()):
             if "builder" not in found:
                 assert found == caddy.group(1), (path, found)
+
+
+# --- the production log and the alert-driven retrain on a server --------------------------------
+
+
+def test_the_service_keeps_its_log_in_a_host_directory_without_egress() -> None:
+    """Off in the base file (a plain `docker compose up` keeps nothing); with
+    docker-compose.production-log.yml the service writes to a bind-mounted host directory (a
+    timer on the host moves it to the bucket), still on internal networks only; Docker waits
+    longer than the log's 15 s shutdown flush before killing it."""
+    for profile in PROFILES:
+        service = profile_config(profile)["services"]["service"]
+        assert service["stop_grace_period"] == "20s", profile
+    base = profile_config("prod")["services"]["service"]
+    assert "CEPAGE_PREDICTION_LOG" not in base["environment"]
+    assert not base.get("volumes")
+    service = profile_config("cloud")["services"]["service"]
+    assert service["environment"]["CEPAGE_PREDICTION_LOG"] == "/production"
+    assert service["environment"]["CEPAGE_PREDICTION_LOG_EXCLUDE"] in ("", None)
+    (volume,) = service["volumes"]
+    assert volume["type"] == "bind" and volume["target"] == "/production"
+    assert volume["source"] == CLOUD["CEPAGE_PREDICTION_LOG_DIR"]
+    assert networks_of(service) <= INTERNAL, "the service never gets a way out for its log"
+    given = rendered(
+        BASE, OVERRIDES["prod"], PRODUCTION_LOG, **PROD, **CLOUD,
+        CEPAGE_PREDICTION_LOG_EXCLUDE="proline,hue", CEPAGE_PREDICTION_LOG_SAMPLE="0.25",
+    )["services"]["service"]["environment"]  # fmt: skip
+    assert (given["CEPAGE_PREDICTION_LOG_EXCLUDE"], given["CEPAGE_PREDICTION_LOG_SAMPLE"]) == (
+        "proline,hue",
+        "0.25",
+    )
+    missing = compose_config(
+        BASE, OVERRIDES["prod"], PRODUCTION_LOG, env=compose_env(**SECRETS, **PROD)
+    )
+    assert missing.returncode != 0 and "CEPAGE_PREDICTION_LOG_DIR" in missing.stderr
+
+
+def test_the_retrain_trigger_dispatches_from_the_retrain_image_with_file_secrets() -> None:
+    """docker-compose.retrain-trigger.yml: `cepage trigger serve` in github mode from the retrain
+    image, its tokens as Docker secrets (files), and Alertmanager's configuration job pointed at
+    it, with the same bearer token file Alertmanager is given."""
+    services = profile_config("cloud")["services"]
+    trigger = services["retrain-trigger"]
+    assert trigger["image"] == "rg.fr-par.scw.cloud/cepage/retrain:1.2.3"
+    assert trigger["command"] == ["trigger", "serve"]
+    environment = trigger["environment"]
+    assert environment["CEPAGE_TRIGGER_MODE"] == "github"
+    assert environment["CEPAGE_TRIGGER_GITHUB_REPOSITORY"] == "acme/cepage"
+    secrets = {s["source"] if isinstance(s, dict) else s for s in trigger["secrets"]}
+    assert secrets == {"retrain-github-token", "retrain-webhook-token"}
+    assert environment["CEPAGE_TRIGGER_GITHUB_TOKEN_FILE"] == "/run/secrets/retrain-github-token"
+    assert environment["CEPAGE_TRIGGER_TOKEN_FILE"] == "/run/secrets/retrain-webhook-token"
+    assert not [k for k in environment if k.endswith("_TOKEN")], "tokens only as files"
+    config = services["alertmanager-config"]["environment"]
+    url = config["CEPAGE_ALERT_RETRAIN_WEBHOOK_URL"]
+    assert host_of(url) == "retrain-trigger" and url.endswith("/webhook")
+    port = url.split("://", 1)[1].split("/", 1)[0].split(":")[1]
+    assert f"127.0.0.1:{port}/healthz" in " ".join(trigger["healthcheck"]["test"])
+    token_file = config["CEPAGE_ALERT_RETRAIN_WEBHOOK_TOKEN_FILE"]
+    am_secrets = {s["source"] if isinstance(s, dict) else s
+                  for s in services["alertmanager"]["secrets"]}  # fmt: skip
+    assert token_file == "/run/secrets/retrain-webhook-token"
+    assert am_secrets == {"retrain-webhook-token"}
+    assert "retrain-trigger-data" in " ".join(map(str, trigger["volumes"]))
+    # Without the file nothing routes to a receiver.
+    base = profile_config("prod")["services"]["alertmanager-config"]["environment"]
+    assert base["CEPAGE_ALERT_RETRAIN_WEBHOOK_URL"] in ("", None)
+    # Each value Ansible writes is required.
+    for missing in ("CEPAGE_TRIGGER_GITHUB_REPOSITORY", "CEPAGE_RETRAIN_GITHUB_TOKEN_SECRET",
+                    "CEPAGE_RETRAIN_WEBHOOK_TOKEN_SECRET"):  # fmt: skip
+        values = {k: v for k, v in CLOUD.items() if k != missing}
+        done = compose_config(
+            BASE, OVERRIDES["prod"], RETRAIN_TRIGGER, env=compose_env(**SECRETS, **PROD, **values)
+        )
+        assert done.returncode != 0 and missing in done.stderr, (missing, done.stderr)

@@ -114,11 +114,16 @@ def rule(*lines: str) -> str:
 
 HOSTS_SETS = ["ContainerRegistryReadOnly", "ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"]
 BACKUP_SETS = ["ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"]
+RETRAIN_SETS = ["ObjectStorageObjectsRead"]
 
 
-def iam_roles(hosts: list[str] = HOSTS_SETS, backup: list[str] = BACKUP_SETS) -> str:
+def iam_roles(
+    hosts: list[str] = HOSTS_SETS,
+    backup: list[str] = BACKUP_SETS,
+    retrain: list[str] = RETRAIN_SETS,
+) -> str:
     """An override of iac/iam.tf's roles with other permission sets."""
-    roles = {"hosts": hosts, "backup": backup}
+    roles = {"hosts": hosts, "backup": backup, "retrain": retrain}
     body = "".join(
         f'    {role} = {{\n      description = "x"\n'
         f"      permission_sets = {json.dumps(sets)}\n    }}\n"
@@ -257,6 +262,16 @@ BAD: dict[str, Bad] = {
     "backup-pulls-images": Bad(
         iam_roles(backup=[*BACKUP_SETS, "ContainerRegistryReadOnly"]),
         {"The backup application only reads and writes objects, never deletes"},
+    ),
+    "retrain-can-write": Bad(
+        iam_roles(retrain=[*RETRAIN_SETS, "ObjectStorageObjectsWrite"]),
+        {"The retrain application only reads objects (the production log)"},
+    ),
+    "production-log-never-expires": Bad(
+        'resource "scaleway_object_bucket" "production_log" {\n  lifecycle_rule {\n'
+        '    id = "abort"\n    enabled = true\n    abort_incomplete_multipart_upload_days = 7\n'
+        "  }\n}\n",
+        {"The production log expires (predictions and labels are not kept for ever)"},
     ),
     "prod-on-one-instance": Bad(
         "",

@@ -171,6 +171,8 @@ def test_inventory_output(env: str, plans: dict[str, dict[str, Any]]) -> None:
 ROLE_SETS = {
     "hosts": {"ContainerRegistryReadOnly", "ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"},
     "backup": {"ObjectStorageObjectsRead", "ObjectStorageObjectsWrite"},
+    # The retrain workflow (a GitHub secret): reads the production log, writes nothing.
+    "retrain": {"ObjectStorageObjectsRead"},
 }
 # Sets that would let a key delete, manage, read secrets or change IAM.
 POWERFUL = ("FullAccess", "Manager", "Delete", "IAM", "SecretManager", "AllProducts")
@@ -195,8 +197,9 @@ def secret_outputs(plan: dict[str, Any]) -> list[str]:
 def test_each_role_has_its_own_least_privilege_key(
     env: str, plans: dict[str, dict[str, Any]]
 ) -> None:
-    """`hosts` and `backup` each get an application, a project-scoped policy with only their
-    permission sets, an API key, and its key pair in Secret Manager; CI's keys are not here."""
+    """`hosts`, `backup` and `retrain` each get an application, a project-scoped policy with only
+    their permission sets, an API key, and its key pair in Secret Manager; CI's keys are not
+    here."""
     plan = plans[env]
     apps = by_name(plan, "scaleway_iam_application")
     assert set(apps) == {f"cepage-{env}-{role}" for role in ROLE_SETS}, "no ci-* key in iac/"
@@ -232,6 +235,31 @@ def test_each_role_has_its_own_least_privilege_key(
     assert "secret_key" not in json.dumps(plan["output_changes"])
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_production_log_bucket(env: str, plans: dict[str, dict[str, Any]]) -> None:
+    """The production log has its own private bucket whose files expire after
+    production_log_retention_days (personal data is not kept for ever), not versioned (an expired
+    file is gone, not an old version); its name reaches Ansible and the `buckets` output."""
+    plan = plans[env]
+    values = plan_values(plan)
+    assert values["production_log_retention_days"] == 365
+    buckets = by_name(plan, "scaleway_object_bucket")
+    matching = [n for n in buckets if n.endswith("-production-log")]
+    assert len(matching) == 1, sorted(buckets)
+    bucket = after(buckets[matching[0]])
+    assert matching[0].startswith(f"cepage-{env}-"), matching
+    rules = {rule["id"]: rule for rule in bucket["lifecycle_rule"]}
+    assert rules["expire-old-production-log"]["enabled"] is True
+    (expiration,) = rules["expire-old-production-log"]["expiration"]
+    assert expiration["days"] == 365
+    assert not any(v.get("enabled") for v in bucket.get("versioning") or [])
+    acls = [after(rc) for rc in resources(plan, "scaleway_object_bucket_acl")]
+    assert len(acls) == len(buckets) and {a["acl"] for a in acls} == {"private"}
+    inventory = plan["output_changes"]["ansible_inventory"]["after"]["all"]["vars"]
+    assert inventory["cepage_buckets"]["production_log"] == matching[0]
+    assert plan["output_changes"]["buckets"]["after"]["production_log"] == matching[0]
+
+
 def test_iam_names_fit_scaleway_limits(clone: Callable[..., Workdir], bootstrap: Workdir) -> None:
     """The IAM API refuses names over 64 characters and descriptions over 200: check both with
     the longest project name, in prod's plan and the bootstrap's."""
@@ -265,6 +293,7 @@ def test_iam_names_fit_scaleway_limits(clone: Callable[..., Workdir], bootstrap:
         ("name_suffix", "Has_Upper", "1-12 lowercase letters and digits"),
         ("stack_ports", '{"api": 443}', "cannot share a port"),
         ("data_volume_iops", "7000", "5000 or 15000"),
+        ("production_log_retention_days", "0", "between 1 and 3650"),
     ],
 )
 def test_wrong_values_are_refused(

@@ -151,7 +151,8 @@ def test_deploy_applies_deploys_smokes_and_rolls_back() -> None:
 def test_retrain_releases_only_a_promoted_model() -> None:
     retrain = BY_NAME["retrain"]
     assert "schedule" in retrain.triggers and "workflow_dispatch" in retrain.triggers
-    script = str(retrain.jobs["retrain"]["steps"][2]["run"])
+    step = retrain.jobs["retrain"]["steps"][2]
+    script = str(step["run"])
     assert ".venv/bin/cepage" in script and "retrain" in script
     assert re.search(r"^\s*0\) .*promoted=true", script, re.M)
     assert re.search(r"^\s*3\) .*promoted=false", script, re.M), "exit 3 = rejected, not a failure"
@@ -159,6 +160,31 @@ def test_retrain_releases_only_a_promoted_model() -> None:
     assert release["uses"] == "./.github/workflows/release.yml"
     assert release["if"] == "needs.retrain.outputs.promoted == 'true'"
     assert "gate-summary" in str(retrain.jobs["retrain"]["steps"])
+
+
+def test_the_weekly_retrain_learns_from_the_production_log_with_a_read_only_key() -> None:
+    """`cepage retrain --from-production` on the production log in the environment's bucket, read
+    with the `retrain` key (iac/iam.tf: ObjectStorageObjectsRead only), which only the retrain step
+    holds and which is not an apply key (SCW_ACCESS_KEY/SCW_SECRET_KEY live in environments)."""
+    job = BY_NAME["retrain"].jobs["retrain"]
+    step = job["steps"][2]
+    script = str(step["run"])
+    assert "--from-production" in script
+    assert 'CEPAGE_PREDICTION_LOG="s3://$PRODUCTION_LOG_BUCKET/production"' in script
+    env = step["env"]
+    assert env["PRODUCTION_LOG_BUCKET"] == "${{ vars.PRODUCTION_LOG_BUCKET }}"
+    assert "vars.PRODUCTION_LOG_S3_ENDPOINT" in env["CEPAGE_PREDICTION_LOG_S3_ENDPOINT"]
+    assert "vars.PRODUCTION_LOG_S3_REGION" in env["CEPAGE_PREDICTION_LOG_S3_REGION"]
+    assert env["AWS_ACCESS_KEY_ID"] == "${{ secrets.RETRAIN_ACCESS_KEY }}"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.RETRAIN_SECRET_KEY }}"
+    # Only this step: the summary steps and the release never see the object key.
+    others = [s for i, s in enumerate(job["steps"]) if i != 2]
+    assert "secrets.RETRAIN_" not in yaml.safe_dump(others)
+    assert "AWS_" not in yaml.safe_dump(job["env"])
+    iam = (ROOT / "iac" / "iam.tf").read_text()
+    retrain_role = iam.split("    retrain = {", 1)[1].split("    }", 1)[0]
+    assert '"ObjectStorageObjectsRead",' in retrain_role
+    assert "Write" not in retrain_role and "Delete" not in retrain_role
 
 
 def test_make_calls_are_parsed_as_the_shell_reads_them() -> None:

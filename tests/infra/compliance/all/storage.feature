@@ -1,4 +1,4 @@
-Feature: Buckets and the container registry are private; backups are versioned and expire
+Feature: Buckets and the container registry are private; backups and the production log expire
   That every bucket has its own ACL resource is checked by checkov (tests/infra/checkov): the
   reference steps of terraform-compliance cannot say "every".
 
@@ -39,4 +39,12 @@ Feature: Buckets and the container registry are private; backups are versioned a
     Then it must contain lifecycle_rule
     And it must contain noncurrent_version_expiration
     And it must contain noncurrent_days
+    And its value must be greater than 0
+
+  Scenario: The production log expires (predictions and labels are not kept for ever)
+    Given I have scaleway_object_bucket defined
+    When its name is ".*-production-log$" regex
+    Then it must contain lifecycle_rule
+    And it must contain expiration
+    And it must contain days
     And its value must be greater than 0
