@@ -249,6 +249,17 @@ class BatchWriter:
             self._wake.clear()
             self._write_waiting()
         self._write_waiting()
+        # A request that checked `_stopping` just before it was set may still have queued a row
+        # after the last write: counted as dropped, so that no row goes uncounted.
+        late = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            late += 1
+        if late:
+            self._counters["dropped"].inc(late)
 
     def _write_waiting(self) -> None:
         """Write every row waiting now, ``batch_rows`` per file at most."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts import env
-from contracts.names import MODEL_NAME
+from contracts.names import FEEDBACK_MAX_AGE_SECONDS, MODEL_NAME
 from contracts.production_log import LogLocation, parse_location
 
 # Request-duration buckets for the native BentoML histogram: a scikit-learn prediction takes
@@ -82,7 +82,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         # workers or replicas. Unset: derived from the model (fine locally, forgeable).
         feedback_key=env.optional_text("CEPAGE_FEEDBACK_KEY", environ),
         feedback_max_age_seconds=env.integer(
-            "CEPAGE_FEEDBACK_MAX_AGE_SECONDS", 30 * 24 * 3600, environ, minimum=1
+            "CEPAGE_FEEDBACK_MAX_AGE_SECONDS", FEEDBACK_MAX_AGE_SECONDS, environ, minimum=1
         ),
         # 1000 records of ~15 features is ~0.4 MB of JSON; 2 MiB leaves room, refuses abuse.
         max_body_bytes=env.integer("CEPAGE_MAX_BODY_BYTES", 2 * 1024 * 1024, environ, minimum=1),

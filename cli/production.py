@@ -52,6 +52,14 @@ def build_snapshot(
         f"({snapshot.original_source}) + {snapshot.production_rows} labelled production rows "
         f"({snapshot.log}); {snapshot.holdout_rows} newest production rows held out for the gate."
     )
+    if snapshot.unmatched_feedback or snapshot.duplicate_feedback:
+        typer.secho(
+            f"Note: {snapshot.unmatched_feedback} labels found no prediction in the log (older "
+            f"than the window, or lost with a stopped worker); {snapshot.duplicate_feedback} "
+            "were second labels for a prediction (the latest kept).",
+            fg="yellow",
+            err=True,
+        )
     if snapshot.rejected_rows:
         typer.secho(
             f"Note: {snapshot.rejected_rows} labelled production rows cannot be training data: "
@@ -75,7 +83,9 @@ def provenance(snapshot: Snapshot) -> Provenance:
     }
     if snapshot.holdout is not None:
         artifacts[PRODUCTION_HOLDOUT_ARTIFACT] = snapshot.holdout
-    return Provenance(tags=snapshot.tags(), artifacts=artifacts)
+    return Provenance(
+        tags=snapshot.tags(), artifacts=artifacts, original_rows=snapshot.original_rows
+    )
 
 
 def dataset(

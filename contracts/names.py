@@ -55,3 +55,13 @@ TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree", "numpy.dtype")
 def champion_uri(model_name: str = MODEL_NAME) -> str:
     """The MLflow URI of the served version of ``model_name``."""
     return f"models:/{model_name}@{CHAMPION}"
+
+
+# How long a prediction id accepts feedback (CEPAGE_FEEDBACK_MAX_AGE_SECONDS' default): the
+# service checks it, `cepage dataset --since-days` looks that far back for the labels' predictions.
+FEEDBACK_MAX_AGE_SECONDS: Final = 30 * 24 * 3600
+
+# Why an automatic retrain runs (JSON from the retrain trigger, or the retrain workflow's
+# `reason` input): the training run records it as its tag RETRAIN_REASON_TAG.
+RETRAIN_REASON_ENV: Final = "CEPAGE_RETRAIN_REASON"
+RETRAIN_REASON_TAG: Final = "cepage.retrain.reason"

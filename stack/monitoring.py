@@ -69,7 +69,8 @@ def monitoring_plan(settings: Settings) -> list[Planned]:
         planned.append(("alertmanager", argv, port, "/-/ready"))
         trigger = trigger_settings(settings)
         if trigger is not None:
-            argv = [sys.executable, "-m", "cli.trigger", "serve"]
+            # The `cepage` command of this environment (stack does not reach into cli/).
+            argv = [str(Path(sys.executable).with_name("cepage")), "trigger", "serve"]
             argv += ["--host", settings.host, "--port", str(trigger.port)]
             planned.append(("trigger", argv, trigger.port, "/healthz"))
     prometheus = find_binary("prometheus")

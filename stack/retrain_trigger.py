@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contracts import env
+from contracts.names import RETRAIN_REASON_ENV
 from stack.processes import start
 
 LOG = logging.getLogger("cepage.trigger")
@@ -56,7 +57,7 @@ DEFAULT_COOLDOWN_SECONDS = 6 * 3600.0
 DEFAULT_PORT = 9095
 MODES = ("command", "github", "off")
 WORKFLOW = "retrain.yml"
-REASON_ENV = "CEPAGE_RETRAIN_REASON"
+REASON_ENV = RETRAIN_REASON_ENV
 WEBHOOK_PATH = "/webhook"
 REASON_VERSION = 1
 # The reason must fit an MLflow tag (5000 characters) and a workflow input.

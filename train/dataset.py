@@ -64,6 +64,10 @@ class Snapshot:
     rejected_rows: int
     log: str
     champion_version: str
+    # Labels that found no prediction (older than the window, or lost with a killed worker) and
+    # second labels for one prediction (the latest kept).
+    unmatched_feedback: int = 0
+    duplicate_feedback: int = 0
 
     def tags(self) -> dict[str, str]:
         """What a training run records about this snapshot (tags ``cepage.dataset.*``)."""
@@ -120,13 +124,21 @@ def build(
         )
 
     location = location_from(log or settings.prediction_log)
-    since = None
+    since = predictions_since = None
     if since_days is not None:
-        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - since_days * 86400))
-    labelled = read_labelled(location, features, target, since_day=since, environ=environ)
+        since = _day(time.time() - since_days * 86400)
+        # A label comes up to the prediction id's lifetime after its prediction.
+        predictions_since = _day(time.time() - since_days * 86400 - settings.feedback_max_age)
+    labelled = read_labelled(
+        location, features, target, since_day=since, predictions_since_day=predictions_since,
+        trusted=settings.dataset_feedback_from, environ=environ,
+    )  # fmt: skip
     production = labelled.rows
     minimum = min_production_rows or settings.gate_min_production_rows
-    held = int(len(production) * PRODUCTION_HOLDOUT_SHARE) if len(production) >= minimum else 0
+    # Held out only when the held-out part alone is enough for the gate's production check:
+    # fewer rows would be withheld from training for a check that does not run.
+    held = int(len(production) * PRODUCTION_HOLDOUT_SHARE)
+    held = held if held >= minimum else 0
     train_rows = production.iloc[: len(production) - held] if held else production
     holdout_rows = production.iloc[len(production) - held :] if held else production.iloc[0:0]
 
@@ -151,10 +163,16 @@ def build(
         rejected_rows=len(labelled.rejected),
         log=str(location),
         champion_version=str(champion.version),
+        unmatched_feedback=labelled.unmatched_feedback,
+        duplicate_feedback=labelled.duplicate_feedback,
     )
     _write(snapshot, text, _as_text(holdout_rows, features, keep=True), labelled.rejected)
     original[columns].to_csv(directory / ORIGINAL_FILE, index=False)
     return snapshot
+
+
+def _day(epoch_seconds: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch_seconds))
 
 
 def _original(run_id: str, tags: Mapping[str, str], data: Path | None) -> tuple[pd.DataFrame, str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from contracts import production_log as names
-from contracts.features import canonical_category, nullable
+from contracts.features import BLANK_MARKERS, CATEGORY, canonical_category, kind, nullable
 from contracts.production_log import LogLocation, parse_location
 from train.errors import StepError
 
@@ -137,34 +137,43 @@ def read_labelled(
     target: str,
     *,
     since_day: str | None = None,
+    predictions_since_day: str | None = None,
+    trusted: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Labelled:
     """Join the feedback labels to their predictions, in the form of training data for a model
     with these ``features`` (the feature schema's records) predicting ``target``.
 
+    ``since_day`` keeps the labels given from that day on; their predictions are read from
+    ``predictions_since_day`` (a label comes up to the ids' lifetime after its prediction).
+    ``trusted``: when given, only labels sent by these callers (the feedback's ``who``) can become
+    training rows; the others are rejected with the reason.
     Each prediction id keeps its latest label (the service refuses a second label per worker;
     with several workers the later one wins, as documented in contracts/production_log.py).
     """
     environ = os.environ if environ is None else environ
-    predictions = _read(location, _files(location, names.PREDICTIONS, since_day, environ), environ)
+    predictions = _read(
+        location, _files(location, names.PREDICTIONS, predictions_since_day, environ), environ
+    )
     feedback = _read(location, _files(location, names.FEEDBACK, since_day, environ), environ)
     if predictions.empty or feedback.empty:
         return Labelled(
-            _empty(features, target), pd.DataFrame(), len(predictions), len(feedback), 0, 0
-        )
+            _empty(features, target), pd.DataFrame(), len(predictions), len(feedback), 0,
+            len(feedback),
+        )  # fmt: skip
 
     feedback = feedback.sort_values(names.TIME, kind="stable")
     latest = feedback.drop_duplicates(names.PREDICTION_ID, keep="last")
     duplicates = len(feedback) - len(latest)
     predictions = predictions.drop_duplicates(names.PREDICTION_ID, keep="last")
-    joined = latest[[names.PREDICTION_ID, names.TIME, names.LABEL]].merge(
+    joined = latest[[names.PREDICTION_ID, names.TIME, names.LABEL, names.WHO]].merge(
         predictions, on=names.PREDICTION_ID, how="left", suffixes=("_feedback", ""),
         indicator=True,
     )  # fmt: skip
     unmatched = int((joined["_merge"] == "left_only").sum())
     joined = joined[joined["_merge"] == "both"]
 
-    rows, rejected = _as_training_rows(joined, features, target)
+    rows, rejected = _as_training_rows(joined, features, target, trusted)
     return Labelled(rows, rejected, len(predictions), len(feedback), duplicates, unmatched)
 
 
@@ -174,13 +183,22 @@ def _empty(features: Sequence[Mapping[str, Any]], target: str) -> pd.DataFrame:
 
 
 def _as_training_rows(
-    joined: pd.DataFrame, features: Sequence[Mapping[str, Any]], target: str
+    joined: pd.DataFrame,
+    features: Sequence[Mapping[str, Any]],
+    target: str,
+    trusted: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep the rows that hold every feature the model needs; the others go to ``rejected``
-    with the reason."""
+    """Keep the rows that hold every feature the model needs, labelled by a trusted caller;
+    the others go to ``rejected`` with the reason."""
     columns = {f["name"]: f"{names.INPUTS}.{f['name']}" for f in features}
     frame = pd.DataFrame(index=joined.index)
     reasons = pd.Series("", index=joined.index, dtype=object)
+    if trusted:
+        who = joined[names.WHO].fillna("")
+        reasons = reasons.mask(
+            ~who.isin(list(trusted)),
+            "labelled by " + who + ", not a trusted source (CEPAGE_DATASET_FEEDBACK_FROM)",
+        )
     for feature in features:
         name = feature["name"]
         source = columns[name]
@@ -190,6 +208,14 @@ def _as_training_rows(
         else:
             values = joined[source]
         missing = values.isna()
+        if kind(feature) == CATEGORY:
+            # A category written as "NA", "None", "null"... reads back from CSV as a blank, like
+            # every blank marker of the training data: it cannot be kept as the category it is.
+            blankish = values.map(lambda v: isinstance(v, str) and v.strip() in BLANK_MARKERS)
+            reasons = reasons.mask(
+                (reasons == "") & blankish,
+                f"{name}'s value reads as a blank in a CSV (one of pandas' missing markers)",
+            )
         if not nullable(feature):
             reasons = reasons.mask(
                 (reasons == "") & missing,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts import env
-from contracts.names import MODEL_NAME
+from contracts.names import FEEDBACK_MAX_AGE_SECONDS, MODEL_NAME
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,12 @@ class Settings:
     has the service write it."""
     gate_min_production_rows: int = 30
     """The fewest labelled production rows held out for the gate's production check."""
+    dataset_feedback_from: tuple[str, ...] = ()
+    """Only labels from these callers (the feedback log's ``who``: ``key:<fingerprint>`` or
+    ``anonymous``) become training rows; empty: every caller."""
+    feedback_max_age: int = FEEDBACK_MAX_AGE_SECONDS
+    """How long after a prediction its feedback is accepted (the service's setting of the same
+    name): how far back ``cepage dataset --since-days`` looks for the labels' predictions."""
     gate_production_tolerance: float | None = None
     """Macro-F1 the candidate may lose vs the champion on production rows (None: gate_tolerance)."""
     api_key: str | None = None
@@ -83,6 +89,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         prediction_log=env.text("CEPAGE_PREDICTION_LOG", str(home / "production"), environ),
         gate_min_production_rows=env.integer(
             "CEPAGE_GATE_MIN_PRODUCTION_ROWS", 30, environ, minimum=1
+        ),
+        dataset_feedback_from=tuple(
+            part.strip()
+            for part in env.text("CEPAGE_DATASET_FEEDBACK_FROM", "", environ).split(",")
+            if part.strip()
+        ),
+        feedback_max_age=env.integer(
+            "CEPAGE_FEEDBACK_MAX_AGE_SECONDS", FEEDBACK_MAX_AGE_SECONDS, environ, minimum=1
         ),
         # Unset: the same tolerance as on the held-out rows.
         gate_production_tolerance=(

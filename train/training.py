@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from contracts.names import TARGET_TAG
+from contracts.names import RETRAIN_REASON_ENV, RETRAIN_REASON_TAG, TARGET_TAG
 from train.data import Dataset, load_dataset
 from train.evaluate import confusion_figure, evaluate
 from train.pipeline import DEFAULT_MODEL, DEFAULT_SEED, build_pipeline, parse_params
@@ -34,10 +34,12 @@ SCHEMA_ARTIFACT = "feature_schema.json"
 @dataclass(frozen=True)
 class Provenance:
     """Where a run's data came from beyond its CSV: tags to set and files to store with it
-    (artifact path -> local file)."""
+    (artifact path -> local file); for a training set built from production
+    (train/dataset.py), how many of its first rows are the original data."""
 
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    original_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,52 @@ class TrainResult:
 SPLIT_SEED = 42
 
 
-def split(dataset: Dataset, seed: int, test_size: float) -> tuple[Any, Any, Any, Any]:
-    """Stratified train/held-out split with a fixed seed."""
+def split(
+    dataset: Dataset, seed: int, test_size: float, original_rows: int | None = None
+) -> tuple[Any, Any, Any, Any]:
+    """Stratified train/held-out split with a fixed seed.
+
+    A set built from production (``original_rows``: its first rows are the champion's original
+    data) is split so that no row the champion trained on can land in the candidate's held-out
+    rows: the original rows exactly as the champion split them (same rows, same order, same
+    seed), each production row by a hash of its content, the same side in every set that holds
+    it.
+    """
+    if original_rows is not None:
+        return _split_by_source(dataset, seed, test_size, original_rows)
     return train_test_split(
         dataset.features,
         dataset.target,
         test_size=test_size,
         random_state=seed,
         stratify=dataset.target,
+    )
+
+
+def _split_by_source(
+    dataset: Dataset, seed: int, test_size: float, original_rows: int
+) -> tuple[Any, Any, Any, Any]:
+    import hashlib
+
+    features, target = dataset.features, dataset.target
+    head = Dataset(
+        features.iloc[:original_rows], target.iloc[:original_rows], dataset.target_name,
+        dataset.name, dataset.source,
+    )  # fmt: skip
+    x_train, x_test, y_train, y_test = split(head, seed, test_size)
+    rest = features.iloc[original_rows:]
+    if rest.empty:
+        return x_train, x_test, y_train, y_test
+    # The row as text (its features and label): the same row gets the same side every time.
+    text = rest.astype(str).agg("\x1f".join, axis=1) + "\x1f" + target.iloc[original_rows:]
+    held = text.map(
+        lambda row: int(hashlib.sha256(row.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < test_size
+    )
+    return (
+        pd.concat([x_train, rest[~held.to_numpy()]]),
+        pd.concat([x_test, rest[held.to_numpy()]]),
+        pd.concat([y_train, target.iloc[original_rows:][~held.to_numpy()]]),
+        pd.concat([y_test, target.iloc[original_rows:][held.to_numpy()]]),
     )
 
 
@@ -128,7 +168,8 @@ def train_model(
 
     schema = build_feature_schema(dataset)
     pipeline = build_pipeline(model, params, seed, schema["features"])
-    x_train, x_test, y_train, y_test = split(dataset, split_seed, test_size)
+    original_rows = provenance.original_rows if provenance else None
+    x_train, x_test, y_train, y_test = split(dataset, split_seed, test_size, original_rows)
     pipeline.fit(x_train, y_train)
     metrics = evaluate(pipeline, x_test, y_test)
 
@@ -199,12 +240,6 @@ def train_model(
         kinds=dict(dataset.kinds),
         notes=dataset.notes,
     )
-
-
-# Why an automatic retrain ran (the alert that started it), as JSON: stack/retrain_trigger.py
-# sets it for the command it runs, the retrain workflow from its `reason` input.
-RETRAIN_REASON_ENV = "CEPAGE_RETRAIN_REASON"
-RETRAIN_REASON_TAG = "cepage.retrain.reason"
 
 
 def _retrain_reason() -> dict[str, str]:

@@ -23,6 +23,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,8 +194,17 @@ def test_backup_then_restore_brings_the_registry_back(
     planted.write_bytes(b"not from the backup")
 
     # 4. The restore playbook, then the registry is what it was.
-    restored = playbook(PLAYBOOKS / "restore.yml", inv, "-e", "cepage_restore_dump=latest")
+    # With the operator's key given (a local destination ignores it): it lives in a 0600 file for
+    # the run only, never on a command line.
+    restored = playbook(
+        PLAYBOOKS / "restore.yml", inv, "-e", "cepage_restore_dump=latest",
+        "-e", "vault_cepage_scw_access_key=SCWRESTORERESTORE001",
+        "-e", "vault_cepage_scw_secret_key=restore-test-secret",  # pragma: allowlist secret
+        "-vvv",
+    )  # fmt: skip
     restored.assert_ok()
+    assert "restore-test-secret" not in restored.output  # not in argv, env or a printed result
+    assert not list(Path(tempfile.gettempdir()).glob("*.restore-key"))
     assert f"restored {dump_name}" in restored.output
     after = json.loads(store("snapshot", uri(postgres)))
     assert after == before

@@ -110,13 +110,50 @@ def test_rows_that_cannot_be_training_data_are_reported_with_why(log: LogLocatio
     assert "alcohol" in reasons["q1"]
 
 
+def test_only_trusted_callers_labels_become_training_rows(log: LogLocation) -> None:
+    labelled = read_labelled(log, FEATURES, "cultivar", trusted=["key:0123456789ab"])
+    assert labelled.rows.empty
+    reasons = set(labelled.rejected[REASON])
+    assert "labelled by anonymous, not a trusted source (CEPAGE_DATASET_FEEDBACK_FROM)" in reasons
+
+
+def test_a_category_that_reads_as_a_blank_is_not_kept_as_one(tmp_path: Path) -> None:
+    predictions(
+        tmp_path, "1", ["n1", "n2"],
+        [{"alcohol": 13.0, "region": "NA"}, {"alcohol": 12.0, "region": "north"}], "a",
+    )  # fmt: skip
+    feedback(tmp_path, [("n1", T0 + 1, "a", "a", "1"), ("n2", T0 + 2, "a", "a", "1")], "b")
+    labelled = read_labelled(LogLocation("file", str(tmp_path)), FEATURES, "cultivar")
+    assert list(labelled.rows[ROW_ID]) == ["n2"]
+    assert "reads as a blank" in labelled.rejected[REASON].iloc[0]
+
+
+def test_a_label_in_the_window_finds_its_older_prediction(tmp_path: Path) -> None:
+    old_day = "2026-10-01"
+    target = tmp_path / partition_dir(names.PREDICTIONS, old_day, "1")
+    predictions(tmp_path, "1", ["o1"], [{"alcohol": 13.0, "region": "east"}], "a")
+    target.parent.mkdir(parents=True)
+    (tmp_path / partition_dir(names.PREDICTIONS, DAY, "1")).rename(target)
+    feedback(tmp_path, [("o1", T0 + 1, "a", "a", "1")], "b")
+    location = LogLocation("file", str(tmp_path))
+    windowed = read_labelled(
+        location, FEATURES, "cultivar", since_day="2026-11-29", predictions_since_day="2026-09-30"
+    )
+    assert list(windowed.rows[ROW_ID]) == ["o1"]
+    too_short = read_labelled(
+        location, FEATURES, "cultivar", since_day="2026-11-29", predictions_since_day="2026-11-29"
+    )
+    assert too_short.rows.empty and too_short.unmatched_feedback == 1
+
+
 def test_an_empty_or_missing_log_gives_no_rows(tmp_path: Path) -> None:
     labelled = read_labelled(LogLocation("file", str(tmp_path / "none")), FEATURES, "cultivar")
     assert labelled.rows.empty and labelled.predictions == 0
 
 
 def test_the_window_skips_older_partitions(log: LogLocation) -> None:
-    assert read_labelled(log, FEATURES, "cultivar", since_day="2026-12-01").predictions == 0
+    later = read_labelled(log, FEATURES, "cultivar", since_day="2026-12-01")
+    assert later.feedback == 0 and later.rows.empty
 
 
 def test_summary_per_version(log: LogLocation) -> None:
@@ -152,3 +189,40 @@ def test_production_check_needs_both_scores() -> None:
     # The champion cannot read these rows (other features): the usual decision stands.
     judged = decide_on_production(decision(), 0.5, None, 40, tolerance=0.0)
     assert judged.promote and judged.candidate_production_f1 == 0.5
+
+
+def test_a_production_set_is_split_so_the_champion_never_held_out_what_it_trained_on() -> None:
+    """The original rows split exactly as the champion's were; each production row on the same
+    side whatever else the set holds (no row the champion trained on reaches the candidate's
+    held-out rows)."""
+    import pandas as pd
+
+    from train.data import load_dataset
+    from train.training import split
+
+    wine = load_dataset(None, None)
+    n = len(wine.features)
+    champion = split(wine, 42, 0.25)
+
+    production = wine.features.sample(80, random_state=1).reset_index(drop=True) * 1.01
+    production_labels = wine.target.sample(80, random_state=1).reset_index(drop=True)
+
+    def with_production(rows: int) -> Any:
+        # The first `rows` production rows: the larger set holds the smaller one's, and more.
+        extra, labels = production.iloc[:rows], production_labels.iloc[:rows]
+        combined = type(wine)(
+            pd.concat([wine.features, extra], ignore_index=True),
+            pd.concat([wine.target, labels], ignore_index=True),
+            wine.target_name, wine.name, wine.source,
+        )  # fmt: skip
+        return split(combined, 42, 0.25, original_rows=n)
+
+    small, large = with_production(40), with_production(80)
+    original_held = set(champion[1].index)
+    assert set(small[1].index[small[1].index < n]) == original_held
+    assert set(large[1].index[large[1].index < n]) == original_held
+    # The 40 first production rows are the same rows in both sets: each kept its side.
+    first = range(n, n + 40)
+    assert {i for i in small[1].index if i in first} == {i for i in large[1].index if i in first}
+    held = len([i for i in large[1].index if i >= n])
+    assert 8 <= held <= 35  # about a quarter of the 80
