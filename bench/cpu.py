@@ -26,8 +26,8 @@ class CpuSnapshot:
     ours: float
 
 
-def snapshot(server_pid: int | None = None) -> CpuSnapshot:
-    """Read the counters now.
+def snapshot(*server_pids: int) -> CpuSnapshot:
+    """Read the counters now (``server_pids``: the servers under load, their trees counted).
 
     wrk and the in-process floor are children this process waits for, so their CPU time is in
     ``RUSAGE_CHILDREN``; a server is still running, so its tree is read through psutil.
@@ -42,7 +42,7 @@ def snapshot(server_pid: int | None = None) -> CpuSnapshot:
     return CpuSnapshot(
         wall=time.monotonic(),
         machine_busy=sum(times) - idle - guest,
-        server=_tree_cpu(server_pid) if server_pid else 0.0,
+        server=sum(_tree_cpu(pid) for pid in server_pids),
         ours=self_usage.ru_utime + self_usage.ru_stime + children.ru_utime + children.ru_stime,
     )
 

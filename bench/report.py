@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ MIB = 1024 * 1024
 TARGET_THROUGHPUT_RATIO = 2.0
 TARGET_OVERHEAD_MS = 2.0
 TARGET_COLD_START_S = 5.0
+# The production log (issue 14): log on vs off, 1 worker each, at 32 clients.
+LOG_OFF, LOG_ON = "cepage", "cepage-log"
+LOG_CLIENTS = 32
+TARGET_LOG_THROUGHPUT = 0.90  # on ÷ off, at least
+TARGET_LOG_P99 = 1.20  # on ÷ off, at most
+LOG_METRIC = "cepage_prediction_log_rows_total"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,16 @@ class FloorResult:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+@dataclass(frozen=True)
+class LogRows:
+    """What became of the prediction log's rows in one server's run (predictions dataset)."""
+
+    answered: int | None  # cepage_predictions_total just before the stop
+    outcomes: dict[str, int]  # cepage_prediction_log_rows_total by outcome, just before the stop
+    parquet_rows: int | None  # rows in the Parquet files after the stop (shutdown flush included)
+    parquet_files: int = 0
+
+
 @dataclass
 class ServerResult:
     """One server's figures (cells in the order of the client counts)."""
@@ -51,10 +68,34 @@ class ServerResult:
     background: float | None = None
     cells: list[LoadResult] = field(default_factory=list)
     failure: str | None = None
+    rounds: list[LoadResult] = field(default_factory=list)  # every cell run, in order
     note: str = ""
+    log_rows: LogRows | None = None
 
     def cell(self, clients: int) -> LoadResult | None:
         return next((c for c in self.cells if c.clients == clients), None)
+
+
+def merge_rounds(cells: Sequence[LoadResult], clients: Sequence[int]) -> list[LoadResult]:
+    """One cell per client count from several rounds: req/s, p50 and p99 the medians of the
+    rounds', requests and errors summed. One round: the cell itself."""
+    merged = []
+    for count in clients:
+        runs = [c for c in cells if c.clients == count]
+        if len(runs) == 1:
+            merged.append(runs[0])
+        elif runs:
+            merged.append(
+                LoadResult(
+                    clients=count,
+                    requests=sum(c.requests for c in runs),
+                    ok_per_s=statistics.median(c.ok_per_s for c in runs),
+                    p50_ms=statistics.median(c.p50_ms for c in runs),
+                    p99_ms=statistics.median(c.p99_ms for c in runs),
+                    errors=sum(c.errors for c in runs),
+                )
+            )
+    return merged
 
 
 def describe_machine() -> dict[str, str]:
@@ -182,6 +223,108 @@ def ratio_lines(floor: FloorResult | None, servers: Sequence[ServerResult]) -> l
     return lines
 
 
+def _ratio(on: float | None, off: float | None) -> float | None:
+    if on is None or off is None or math.isnan(on) or math.isnan(off) or off <= 0:
+        return None
+    return on / off
+
+
+def _x(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}x"
+
+
+def log_comparison(servers: Sequence[ServerResult], clients: Sequence[int]) -> list[str]:
+    """The prediction log's cost: ``cepage-log`` beside ``cepage`` (same run), the ratios
+    log on ÷ log off and the verdicts at 32 clients (or the most clients run); empty when either
+    server is missing or failed."""
+    by_key = {s.key: s for s in servers if not s.failure}
+    off, on = by_key.get(LOG_OFF), by_key.get(LOG_ON)
+    if off is None or on is None:
+        return []
+    lines = [
+        "| clients | req/s log off | req/s log on | on ÷ off | p50 ms off | p50 ms on "
+        "| p99 ms off | p99 ms on | p99 on ÷ off |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for count in clients:
+        a, b = off.cell(count), on.cell(count)
+        if a is None or b is None:
+            continue
+        lines.append(
+            f"| {count} | {_num(a.ok_per_s, 0)} | {_num(b.ok_per_s, 0)} "
+            f"| {_x(_ratio(b.ok_per_s, a.ok_per_s))} | {_ms(a.p50_ms)} | {_ms(b.p50_ms)} "
+            f"| {_ms(a.p99_ms)} | {_ms(b.p99_ms)} | {_x(_ratio(b.p99_ms, a.p99_ms))} |"
+        )
+    rss_off = off.rss_bytes / MIB if off.rss_bytes else None
+    rss_on = on.rss_bytes / MIB if on.rss_bytes else None
+    lines += [
+        "",
+        f"Cold start {_num(off.cold_start_s)} s off, {_num(on.cold_start_s)} s on "
+        f"({_x(_ratio(on.cold_start_s, off.cold_start_s))}); RSS {_num(rss_off, 0)} MiB off, "
+        f"{_num(rss_on, 0)} MiB on ({_x(_ratio(rss_on, rss_off))}).",
+        "",
+    ]
+    judged = LOG_CLIENTS if LOG_CLIENTS in clients else max(clients, default=0)
+    a, b = off.cell(judged), on.cell(judged)
+    throughput = _ratio(b.ok_per_s, a.ok_per_s) if a and b else None
+    p99 = _ratio(b.p99_ms, a.p99_ms) if a and b else None
+    per_round = list(
+        zip(
+            [c for c in off.rounds if c.clients == judged],
+            [c for c in on.rounds if c.clients == judged],
+            strict=False,
+        )
+    )
+    spread_tp = spread_p99 = ""
+    if len(per_round) > 1:
+        spread_tp = (
+            " (rounds: " + ", ".join(_x(_ratio(b.ok_per_s, a.ok_per_s)) for a, b in per_round) + ")"
+        )
+        spread_p99 = (
+            " (rounds: " + ", ".join(_x(_ratio(b.p99_ms, a.p99_ms)) for a, b in per_round) + ")"
+        )
+    if throughput is not None:
+        lines.append(
+            _verdict(
+                f"log on ÷ off, req/s at {judged} clients: **{throughput:.2f}x**{spread_tp}",
+                f"target ≥ {TARGET_LOG_THROUGHPUT:.2f}x",
+                throughput >= TARGET_LOG_THROUGHPUT,
+            )
+        )
+    if p99 is not None:
+        lines.append(
+            _verdict(
+                f"log on ÷ off, p99 at {judged} clients: **{p99:.2f}x**{spread_p99}",
+                f"target ≤ {TARGET_LOG_P99:.2f}x",
+                p99 <= TARGET_LOG_P99,
+            )
+        )
+    if on.log_rows is not None:
+        lines.append("- " + log_rows_sentence(on.log_rows))
+    return lines
+
+
+def log_rows_sentence(rows: LogRows) -> str:
+    """What became of the rows, in one sentence."""
+    out = rows.outcomes
+    counted = (
+        "; `/metrics` before the stop: "
+        + ", ".join(f"{k} {out.get(k, 0):,}" for k in ("written", "dropped", "failed"))
+        + (f" (sampled out {out['sampled_out']:,})" if out.get("sampled_out") else "")
+        if out
+        else "; `/metrics` unreadable"
+        if rows.answered is None
+        else f"; `/metrics` without {LOG_METRIC}"
+    )
+    answered = f"{rows.answered:,}" if rows.answered is not None else "?"
+    files = (
+        f"{rows.parquet_rows:,} rows in {rows.parquet_files:,} Parquet files after the stop"
+        if rows.parquet_rows is not None
+        else "the Parquet files could not be read"
+    )
+    return f"log rows: {answered} predictions answered{counted}; {files}"
+
+
 def _verdict(figure: str, target: str, met: bool) -> str:
     return f"- {figure} — {target}: {'met' if met else 'MISSED'}"
 
@@ -196,6 +339,7 @@ def render(
 ) -> str:
     """The whole block printed to the terminal and written into the docs."""
     notes = [f"- {s.title}: {s.note}" for s in servers if s.note]
+    log = log_comparison(servers, clients)
     parts = [
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()),
         "",
@@ -207,6 +351,7 @@ def render(
         "Ratios (this run):",
         "",
         *ratio_lines(floor, servers),
+        *(["", "Prediction log on ÷ off (this run, 1 worker each):", "", *log] if log else []),
     ]
     return "\n".join(parts)
 

@@ -1,13 +1,23 @@
-"""The servers under test: how each is started, where it answers and what body it takes."""
+"""The servers under test: how each is started, where it answers and what body it takes.
+
+``cepage-log`` is ``cepage`` with the production log on (``CEPAGE_PREDICTION_LOG`` set to a fresh
+directory of the run's home, every other log setting at its default): the two rows side by side
+are what the log costs. Every other server runs with the log off, whatever the caller's
+environment says.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from contracts import production_log as log_names
 from contracts.names import champion_uri
 from stack.home import BIN
 
@@ -28,6 +38,11 @@ class ServerSpec:
     argv: Callable[[int], list[str]]
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    prediction_log: bool = False  # True: CEPAGE_PREDICTION_LOG set to a fresh directory
+
+
+LOG_SETTING = "CEPAGE_PREDICTION_LOG"
+LOG_METRIC = "cepage_prediction_log_rows_total"  # as bench.report.LOG_METRIC
 
 
 def cepage_body(record: Record) -> str:
@@ -95,6 +110,17 @@ SERVERS: dict[str, ServerSpec] = {
             {"CEPAGE_WORKERS": "1"},
         ),
         ServerSpec(
+            "cepage-log",
+            "cepage, 1 worker, prediction log on",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1"},
+            f"{LOG_SETTING}=<home>/cepage-log-production (local Parquet), the other "
+            f"{LOG_SETTING}_* settings at their defaults",
+            prediction_log=True,
+        ),
+        ServerSpec(
             "cepage-2w",
             "cepage (bentoml serve, 2 workers)",
             "/predict",
@@ -128,7 +154,60 @@ SERVERS: dict[str, ServerSpec] = {
         ),
     )
 }
-DEFAULT_SERVERS = ("cepage", "cepage-2w", "mlflow", "fastapi")
+DEFAULT_SERVERS = ("cepage", "cepage-log", "cepage-2w", "mlflow", "fastapi")
+
+
+def log_directory(spec: ServerSpec, home: Path) -> Path:
+    """Where ``spec``'s production log goes in the run's home (used when it has one)."""
+    return home / f"{spec.key}-production"
+
+
+def with_log_setting(env: Mapping[str, str], spec: ServerSpec, home: Path) -> dict[str, str]:
+    """``env`` with the production log's settings for ``spec``: the caller's
+    ``CEPAGE_PREDICTION_LOG*`` dropped, then the log on in a fresh directory (``cepage-log``) or
+    off (every other server)."""
+    out = {k: v for k, v in env.items() if not k.startswith(LOG_SETTING)}
+    if not spec.prediction_log:
+        out[LOG_SETTING] = log_names.OFF
+        return out
+    directory = log_directory(spec, home)
+    shutil.rmtree(directory, ignore_errors=True)
+    out[LOG_SETTING] = str(directory)
+    return out
+
+
+_SAMPLE = re.compile(
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)"
+)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def log_rows_from_metrics(text: str, dataset: str = log_names.PREDICTIONS) -> dict[str, int]:
+    """Rows of ``dataset`` by outcome (written, dropped, ...) from a Prometheus text page."""
+    rows: dict[str, int] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match["name"] != LOG_METRIC:
+            continue
+        labels = dict(_LABEL.findall(match["labels"] or ""))
+        if labels.get("log") == dataset and "outcome" in labels:
+            outcome = labels["outcome"]
+            rows[outcome] = rows.get(outcome, 0) + round(float(match["value"]))
+    return rows
+
+
+def read_metrics(url: str) -> str:
+    """The service's ``/metrics`` page (Prometheus text)."""
+    with _OPENER.open(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def parquet_rows(directory: Path) -> tuple[int, int]:
+    """(rows, files) of the Parquet files under ``directory`` (temporary files left out)."""
+    import pyarrow.parquet as pq
+
+    files = [p for p in directory.rglob("*.parquet") if not p.name.startswith(".")]
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files), len(files)
 
 
 def predict_once(url: str, body: str) -> bool:

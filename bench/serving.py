@@ -6,6 +6,10 @@ the in-process predict and then each server in turn, started from scratch: cold 
 start to first successful prediction), then wrk at 1, 8 and 32 concurrent clients (req/s, p50,
 p99, errors), then the RSS of the server's process tree. It prints one table and the ratios the
 service is judged on; ``--write`` puts them into the docs between markers.
+
+``cepage-log`` is the 1-worker cepage with the production log on (bench/servers.py); with
+``cepage`` in the same run, the table is followed by the two side by side, log on ÷ off, and
+what became of the logged rows (``/metrics`` read before the stop, Parquet rows counted after).
 """
 
 from __future__ import annotations
@@ -25,13 +29,30 @@ from bench.cpu import QUIET_SHARE, background_share, snapshot, wait_for_quiet
 from bench.errors import BenchError
 from bench.load import WRK_INSTALL_HINT, LoadError, find_wrk, run_wrk, write_script, wrk_version
 from bench.report import (
+    LOG_OFF,
+    LOG_ON,
     FloorResult,
+    LogRows,
     ServerResult,
     describe_machine,
+    log_rows_sentence,
+    merge_rounds,
     render,
     write_between_markers,
 )
-from bench.servers import DEFAULT_SERVERS, SERVERS, Record, ServerSpec, check_answer, predict_once
+from bench.servers import (
+    DEFAULT_SERVERS,
+    SERVERS,
+    Record,
+    ServerSpec,
+    check_answer,
+    log_directory,
+    log_rows_from_metrics,
+    parquet_rows,
+    predict_once,
+    read_metrics,
+    with_log_setting,
+)
 from stack.home import BIN, HomeError, has_model, prepare_home, stack_env
 from stack.processes import ROOT, Supervisor, free_port, tree_rss_bytes, wait_until
 
@@ -53,6 +74,8 @@ class RunConfig:
     home: Path | None
     keep_home: bool
     settle_s: float
+    interleave: bool = True
+    rounds: int = 1
 
 
 def parse_args(argv: Sequence[str] | None) -> RunConfig:
@@ -83,14 +106,28 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
         help="Before each measurement, wait up to this many seconds for the machine to be "
         "less than 25%% busy (30; 0: do not wait).",
     )
+    parser.add_argument(
+        "--no-interleave",
+        dest="interleave",
+        action="store_false",
+        help=f"Run {LOG_OFF} and {LOG_ON} one after the other like the other servers, instead "
+        "of both up at once with their cells alternating (A B, B A, ...).",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Load every server at every client count this many times (1); a cell is then the "
+        "median of its rounds. With the prediction log pair interleaved, the rounds alternate.",
+    )
     args = parser.parse_args(argv)
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     unknown = [s for s in servers if s not in SERVERS]
     if unknown:
         parser.error(f"unknown server(s) {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
     clients = tuple(int(c) for c in args.clients.split(","))
-    if args.duration < 1 or min(clients) < 1:
-        parser.error("--duration and --clients must be at least 1")
+    if args.duration < 1 or min(clients) < 1 or args.rounds < 1:
+        parser.error("--duration, --clients and --rounds must be at least 1")
     return RunConfig(
         duration_s=args.duration,
         warmup_s=max(args.warmup, 0.0),
@@ -100,6 +137,8 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
         home=args.home.resolve() if args.home else None,
         keep_home=args.keep_home,
         settle_s=max(args.settle, 0.0),
+        interleave=args.interleave,
+        rounds=args.rounds,
     )
 
 
@@ -128,24 +167,114 @@ def run_floor(home: Path, duration_s: float) -> tuple[FloorResult, Record]:
     return FloorResult.from_json(data), data["record"]
 
 
-def bench_server(
-    spec: ServerSpec,
+@dataclass
+class Running:
+    """A server started by the run, and its figures so far."""
+
+    spec: ServerSpec
+    proc: subprocess.Popen[bytes]
+    port: int
+    url: str
+    body: str
+    result: ServerResult
+    script: Path | None = None
+    metrics: str | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.result.failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        say(f"{self.spec.key} FAILED: {exc}")
+
+
+FAILURES = (BenchError, LoadError, OSError, ValueError, subprocess.SubprocessError)
+
+
+def bench_servers(
+    specs: Sequence[ServerSpec],
     *,
     sup: Supervisor,
     home: Path,
     record: Record,
     wrk: str,
     config: RunConfig,
-) -> ServerResult:
-    """Start one server, time its cold start, load it at each client count, read its RSS."""
-    result = ServerResult(key=spec.key, title=spec.title, note=spec.note)
+) -> list[ServerResult]:
+    """Start the servers one after the other (each one's cold start timed alone), warm each up,
+    load them at each client count (``--rounds`` times), alternating which goes first (A B, B A,
+    A B, ...), then read their RSS and stop them. One server: start, cold start, cells, RSS,
+    stop. With several rounds, a server's cell is the median of its rounds (merge_rounds)."""
+    runs: list[Running] = []
+    try:
+        for spec in specs:
+            own = len(specs) > 1
+            runs.append(
+                start_server(spec, sup=sup, home=home, record=record, config=config, own_home=own)
+            )
+        live = [r for r in runs if not r.result.failure]
+        for run in live:
+            try:
+                run.script = write_script(home / f"{run.spec.key}.lua", run.body)
+                if config.warmup_s > 0:
+                    run_wrk(
+                        wrk,
+                        run.url,
+                        run.script,
+                        clients=max(config.clients),
+                        duration_s=config.warmup_s,
+                    )
+            except FAILURES as exc:
+                run.fail(exc)
+        pids = [r.proc.pid for r in live]
+        before = snapshot(*pids)
+        cells = [(r, c) for r in range(config.rounds) for c in config.clients]
+        for index, (round_, clients) in enumerate(cells):
+            for run in live if index % 2 == 0 else live[::-1]:
+                if not run.result.failure:
+                    load_cell(run, wrk, clients, config.duration_s, round_, config.rounds)
+        after = snapshot(*pids)
+        for run in live:
+            if run.result.failure:
+                continue
+            run.result.cells = merge_rounds(run.result.rounds, config.clients)
+            run.result.background = background_share(before, after)
+            try:
+                run.result.rss_bytes = tree_rss_bytes(run.proc.pid)
+                if run.spec.prediction_log:
+                    run.metrics = read_metrics(f"http://127.0.0.1:{run.port}/metrics")
+            except FAILURES as exc:
+                run.fail(exc)
+    finally:
+        for run in runs:
+            sup.stop(run.proc)
+    for run in runs:
+        if run.spec.prediction_log and not run.result.failure:
+            run.result.log_rows = count_log_rows(run.metrics, log_directory(run.spec, home))
+            say(f"{run.spec.key}: {log_rows_sentence(run.result.log_rows)}")
+    return [r.result for r in runs]
+
+
+def start_server(
+    spec: ServerSpec,
+    *,
+    sup: Supervisor,
+    home: Path,
+    record: Record,
+    config: RunConfig,
+    own_home: bool = False,
+) -> Running:
+    """Start one server and wait for its first prediction (its cold start).
+
+    ``own_home``: a BENTOML_HOME of its own (see private_bentoml_home), for servers up at once.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}{spec.path}"
     body = spec.body(record)
     log = home / f"{spec.key}.log"
     settle(config.settle_s)
     started = time.monotonic()
-    proc = sup.start(spec.argv(port), env=stack_env(home, **spec.env), log=log)
+    env = with_log_setting(stack_env(home, **spec.env), spec, home)
+    if own_home:
+        env["BENTOML_HOME"] = str(private_bentoml_home(Path(env["BENTOML_HOME"]), spec.key))
+    proc = sup.start(spec.argv(port), env=env, log=log)
+    run = Running(spec, proc, port, url, body, ServerResult(spec.key, spec.title, note=spec.note))
     try:
         answered = wait_until(
             lambda: proc.poll() is not None or predict_once(url, body), timeout=START_TIMEOUT_S
@@ -154,28 +283,85 @@ def bench_server(
             why = f"exited ({proc.returncode})" if proc.poll() is not None else "no answer"
             say(f"{spec.key}: log {log}:\n{_tail(log)}")
             raise BenchError(f"{why} before a first prediction (log: {log.name})")
-        result.cold_start_s = time.monotonic() - started
-        say(f"{spec.key}: first prediction after {result.cold_start_s:.1f} s")
+        run.result.cold_start_s = time.monotonic() - started
+        say(f"{spec.key}: first prediction after {run.result.cold_start_s:.1f} s")
         say(f"{spec.key}: answer {check_answer(url, body)[:200]}")
-        script = write_script(home / f"{spec.key}.lua", body)
-        if config.warmup_s > 0:
-            run_wrk(wrk, url, script, clients=max(config.clients), duration_s=config.warmup_s)
-        before = snapshot(proc.pid)
-        for clients in config.clients:
-            cell = run_wrk(wrk, url, script, clients=clients, duration_s=config.duration_s)
-            result.cells.append(cell)
-            say(
-                f"{spec.key}: {clients:>3} clients: {cell.ok_per_s:8.0f} req/s, "
-                f"p50 {cell.p50_ms:.2f} ms, p99 {cell.p99_ms:.2f} ms, {cell.errors} errors"
-            )
-        result.background = background_share(before, snapshot(proc.pid))
-        result.rss_bytes = tree_rss_bytes(proc.pid)
-    except (BenchError, LoadError, OSError, ValueError, subprocess.SubprocessError) as exc:
-        result.failure = str(exc).splitlines()[0]
-        say(f"{spec.key} FAILED: {exc}")
-    finally:
-        sup.stop(proc)
-    return result
+    except FAILURES as exc:
+        run.fail(exc)
+    return run
+
+
+def private_bentoml_home(shared: Path, key: str) -> Path:
+    """A BENTOML_HOME for one of several servers up at once: the shared home's stores linked,
+    its own ``prometheus_multiproc_dir`` and ``tmp``. BentoML keeps its metrics files in
+    ``$BENTOML_HOME/prometheus_multiproc_dir`` and empties it when a server starts: with one
+    home, the second server would wipe the first one's counters (and /metrics would mix both)."""
+    own = shared.parent / f"{shared.name}-{key}"
+    own.mkdir(exist_ok=True)
+    for entry in shared.iterdir():
+        link = own / entry.name
+        if entry.name not in ("prometheus_multiproc_dir", "tmp") and not link.exists():
+            link.symlink_to(entry)
+    (own / "tmp").mkdir(exist_ok=True)
+    return own
+
+
+def load_cell(
+    run: Running, wrk: str, clients: int, duration_s: float, round_: int = 0, rounds: int = 1
+) -> None:
+    """One cell: ``clients`` concurrent clients on ``run`` for ``duration_s`` seconds."""
+    if run.script is None:
+        return
+    try:
+        cell = run_wrk(wrk, run.url, run.script, clients=clients, duration_s=duration_s)
+    except FAILURES as exc:
+        run.fail(exc)
+        return
+    run.result.rounds.append(cell)
+    which = f" (round {round_ + 1}/{rounds})" if rounds > 1 else ""
+    say(
+        f"{run.spec.key}{which}: {clients:>3} clients: {cell.ok_per_s:8.0f} req/s, "
+        f"p50 {cell.p50_ms:.2f} ms, p99 {cell.p99_ms:.2f} ms, {cell.errors} errors"
+    )
+
+
+def groups(servers: Sequence[str], interleave: bool) -> list[tuple[str, ...]]:
+    """The servers in run order, grouped: with ``interleave``, ``cepage`` and ``cepage-log``
+    (when both are asked for) run together, where the first of them stands; every other server
+    alone."""
+    pair = (LOG_OFF, LOG_ON)
+    together = interleave and all(key in servers for key in pair)
+    out: list[tuple[str, ...]] = []
+    for key in servers:
+        if together and key in pair:
+            if key == next(k for k in servers if k in pair):
+                out.append(tuple(k for k in servers if k in pair))
+            continue
+        out.append((key,))
+    return out
+
+
+def count_log_rows(metrics: str | None, directory: Path) -> LogRows:
+    """What became of the prediction log's rows: ``/metrics`` read before the stop, the Parquet
+    files counted after it (the shutdown hook writes what the queue still held)."""
+    answered = None
+    if metrics is not None:
+        answered = sum(
+            round(float(line.rsplit(None, 1)[1]))
+            for line in metrics.splitlines()
+            if line.startswith("cepage_predictions_total{")
+        )
+    try:
+        rows, files = parquet_rows(directory)
+    except (OSError, ImportError, ValueError) as exc:
+        say(f"cannot count the Parquet rows in {directory}: {exc}")
+        rows, files = None, 0
+    return LogRows(
+        answered=answered,
+        outcomes=log_rows_from_metrics(metrics) if metrics is not None else {},
+        parquet_rows=rows,
+        parquet_files=files,
+    )
 
 
 def settle(max_wait_s: float) -> None:
@@ -210,10 +396,16 @@ def run(config: RunConfig, wrk: str) -> str:
             floor, record = run_floor(home, config.duration_s)
             say(f"floor: p50 {floor.p50_ms:.3f} ms, {floor.calls_per_s:.0f} calls/s")
             servers = [
-                bench_server(
-                    SERVERS[key], sup=sup, home=home, record=record, wrk=wrk, config=config
+                result
+                for group in groups(config.servers, config.interleave)
+                for result in bench_servers(
+                    [SERVERS[key] for key in group],
+                    sup=sup,
+                    home=home,
+                    record=record,
+                    wrk=wrk,
+                    config=config,
                 )
-                for key in config.servers
             ]
     finally:
         if keep:
@@ -222,7 +414,13 @@ def run(config: RunConfig, wrk: str) -> str:
             shutil.rmtree(home, ignore_errors=True)
     settings = {
         "load": f"{wrk_version(wrk)}, 1 thread, -c = concurrent clients, keep-alive",
-        "per cell": f"{config.duration_s:g} s after {config.warmup_s:g} s warm-up",
+        "per cell": f"{config.duration_s:g} s after {config.warmup_s:g} s warm-up"
+        + (f", median of {config.rounds} rounds" if config.rounds > 1 else ""),
+        **(
+            {"log pair": f"{LOG_OFF} and {LOG_ON} up together, cells alternating"}
+            if config.interleave and {LOG_OFF, LOG_ON} <= set(config.servers)
+            else {}
+        ),
         "model": f"{floor.model} ({floor.estimator})",
         "floor": f"{floor.calls:,} calls of Predictor.predict on one record",
     }
