@@ -183,8 +183,9 @@ def _ui(page: Page, url: str, out: Path, target: str, labels: list[str], upload:
     page.get_by_role("tab", name="Batch").click()
     page.locator("input[type=file]").set_input_files(str(upload))
     page.get_by_text(f"Scored {BATCH_ROWS} rows").wait_for()
-    page.get_by_test_id("stDataFrame").wait_for()
-    page.wait_for_function(DRAWN, arg="[data-testid=stDataFrame] canvas")
+    # The scored table in the main area (the sidebar has a table of its own: the production counts).
+    page.get_by_test_id("stMain").get_by_test_id("stDataFrame").wait_for()
+    page.wait_for_function(DRAWN, arg="[data-testid=stMain] [data-testid=stDataFrame] canvas")
     _to_top(page.get_by_test_id("stFileUploader"))
     _settle(page)
     page.screenshot(path=out / "ui-batch.png")
