@@ -112,7 +112,7 @@ def production_log_settings(environ: Mapping[str, str] | None = None) -> Product
         sample=sample,
         exclude=frozenset(name.strip() for name in exclude.split(",") if name.strip()),
         queue_rows=env.integer("CEPAGE_PREDICTION_LOG_QUEUE_ROWS", 10_000, environ, minimum=1),
-        batch_rows=env.integer("CEPAGE_PREDICTION_LOG_BATCH_ROWS", 1000, environ, minimum=1),
+        batch_rows=env.integer("CEPAGE_PREDICTION_LOG_BATCH_ROWS", 200, environ, minimum=1),
         flush_seconds=env.number(
             "CEPAGE_PREDICTION_LOG_FLUSH_SECONDS", 10.0, environ, positive=True
         ),

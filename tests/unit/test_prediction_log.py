@@ -412,7 +412,7 @@ def test_the_location_setting() -> None:
 def test_service_settings_default_off_and_refuse_bad_values() -> None:
     default = production_log_settings({})
     assert default.location is None
-    assert (default.sample, default.queue_rows, default.batch_rows) == (1.0, 10_000, 1000)
+    assert (default.sample, default.queue_rows, default.batch_rows) == (1.0, 10_000, 200)
     on = production_log_settings(
         {
             "CEPAGE_PREDICTION_LOG": "s3://logs/cepage",
