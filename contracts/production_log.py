@@ -139,3 +139,24 @@ def part_name(pid: int, epoch_seconds: float, token: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch_seconds))
     millis = int(epoch_seconds * 1000) % 1000
     return f"part-{pid}-{stamp}{millis:03d}Z-{token}{PART_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """What one model version answered and was told: predictions, how many got feedback, how
+    many of those said the answer was right. ``cepage production`` counts them from the log, the
+    UI from the service's counters."""
+
+    model_version: str
+    predictions: int
+    labelled: int
+    correct: int
+
+    @property
+    def labelled_share(self) -> float:
+        return self.labelled / self.predictions if self.predictions else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        """The share of labelled predictions that were right (None: no label yet)."""
+        return self.correct / self.labelled if self.labelled else None

@@ -18,7 +18,7 @@ import pandas as pd
 
 from contracts import production_log as names
 from contracts.features import BLANK_MARKERS, CATEGORY, canonical_category, kind, nullable
-from contracts.production_log import LogLocation, parse_location
+from contracts.production_log import LogLocation, VersionCounts, parse_location
 from train.errors import StepError
 
 # Columns added to the joined rows beside the features and the label: where each row comes from.
@@ -234,31 +234,12 @@ def _as_training_rows(
     return rows, rejected.reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class VersionSummary:
-    """What production saw of one model version."""
-
-    model_version: str
-    predictions: int
-    labelled: int
-    correct: int
-
-    @property
-    def labelled_share(self) -> float:
-        return self.labelled / self.predictions if self.predictions else 0.0
-
-    @property
-    def accuracy(self) -> float | None:
-        """The share of labelled predictions that were right (None: no label yet)."""
-        return self.correct / self.labelled if self.labelled else None
-
-
 def summarize(
     location: LogLocation,
     *,
     since_day: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> list[VersionSummary]:
+) -> list[VersionCounts]:
     """Per model version: predictions kept, how many got a label, and how many were right."""
     environ = os.environ if environ is None else environ
     predictions = _read(location, _files(location, names.PREDICTIONS, since_day, environ), environ)
@@ -276,7 +257,7 @@ def summarize(
         for version, group in right.groupby(latest[names.MODEL_VERSION]):
             labelled[str(version)] = (len(group), int(group.sum()))
     return [
-        VersionSummary(str(version), int(count), *labelled.get(str(version), (0, 0)))
+        VersionCounts(str(version), int(count), *labelled.get(str(version), (0, 0)))
         for version, count in sorted(counts.items(), key=lambda item: _version_key(str(item[0])))
     ]
 

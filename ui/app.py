@@ -128,7 +128,7 @@ def _sidebar_production(client: ApiClient) -> None:
         return
     rows = [
         {
-            "version": v.version,
+            "version": v.model_version,
             "predictions": v.predictions,
             "labelled": f"{v.labelled_share:.0%}",
             "accuracy": "—" if v.accuracy is None else f"{v.accuracy:.1%}",

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from contracts.production_log import VersionCounts
 from ui.responses import (
     FeedbackResult,
     Metadata,
@@ -48,24 +48,6 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-@dataclass(frozen=True)
-class VersionCounts:
-    """What one model version answered and was told, as the service counts it."""
-
-    version: str
-    predictions: int
-    labelled: int
-    correct: int
-
-    @property
-    def labelled_share(self) -> float:
-        return self.labelled / self.predictions if self.predictions else 0.0
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.labelled if self.labelled else None
 
 
 # `name{a="x",b="y"} 12.0` lines of the Prometheus text format.

@@ -20,7 +20,7 @@ bentoml_service_request_total{endpoint="/predict"} 12.0
 
 def test_counts_per_version_in_version_order() -> None:
     counts = parse_counts(METRICS)
-    assert [c.version for c in counts] == ["1", "10"]  # version 2: nothing counted, not shown
+    assert [c.model_version for c in counts] == ["1", "10"]  # version 2: nothing counted, not shown
     one, ten = counts
     assert (one.predictions, one.labelled, one.correct) == (10, 4, 3)
     assert one.labelled_share == 0.4 and one.accuracy == 0.75
