@@ -75,10 +75,10 @@ bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serv
 screenshots: $(STAMP) ## Retake the docs' pictures (docs/img/) from the real stack in a temporary home, with Chromium (~2 min)
 	@$(BIN)/python -m scripts.screenshots --out docs/img
 
-lock: ## Re-resolve the lock files from pyproject.toml (needs uv)
+lock: $(STAMP) ## Re-resolve the lock files from pyproject.toml, with hashes (the venv's uv)
 	@for extra in dev service ui; do \
-	  uv pip compile pyproject.toml --extra $$extra --python-version 3.11 --universal -q \
-	    --no-header --annotation-style line -o requirements/$$extra.lock; done
+	  $(BIN)/uv pip compile pyproject.toml --extra $$extra --python-version 3.11 --universal -q \
+	    --no-header --annotation-style line --generate-hashes -o requirements/$$extra.lock; done
 
 # --- Docker (compose/) ---
 COMPOSE_DEV := docker compose -f compose/docker-compose.yml -f compose/docker-compose.dev.yml
