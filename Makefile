@@ -127,8 +127,8 @@ DEPLOY := ANSIBLE_PLAYBOOK=$(abspath $(BIN))/ansible-playbook playbooks/deploy.s
 
 .PHONY: deploy rollback restore test-ansible
 
-deploy: $(STAMP) ## Configure ENV=dev|prod's instances and deploy the stack [IMAGE_TAG=tag] (Terraform outputs + vault)
-	@IMAGE_TAG="$(IMAGE_TAG)" $(DEPLOY) deploy $(ENV)
+deploy: $(STAMP) ## Configure ENV=dev|prod's instances and deploy the stack [IMAGE_TAG=tag IMAGE_DIGESTS=file] (Terraform outputs + vault)
+	@IMAGE_TAG="$(IMAGE_TAG)" IMAGE_DIGESTS="$(IMAGE_DIGESTS)" $(DEPLOY) deploy $(ENV)
 
 rollback: $(STAMP) ## Redeploy the image tag deployed before the current one on ENV=dev|prod
 	@$(DEPLOY) rollback $(ENV)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Deploy with Ansible (what `make deploy|rollback|restore` runs).
 #
-#   playbooks/deploy.sh deploy ENV [ansible-playbook args]     site.yml; IMAGE_TAG=<tag> to roll one out
+#   playbooks/deploy.sh deploy ENV [ansible-playbook args]     site.yml; IMAGE_TAG=<tag> to roll one out,
+#                                                              IMAGE_DIGESTS=<file> its images' digests
+#                                                              (scripts/images.sh digests; prod needs them)
 #   playbooks/deploy.sh rollback ENV [args]                    site.yml with the tag deployed before
 #   playbooks/deploy.sh restore ENV [args]                     restore.yml; DUMP=<name> (default: latest)
 #
@@ -24,7 +26,7 @@ die() {
 
 action="${1:-}"
 env="${2:-}"
-[[ "$action" =~ ^(deploy|rollback|restore)$ ]] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ "$action" =~ ^(deploy|rollback|restore)$ ]] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 shift 2
 inventory_dir="${CEPAGE_INVENTORY_DIR:-}"
 if [[ -z "$inventory_dir" ]]; then
@@ -61,6 +63,12 @@ export ANSIBLE_CONFIG="$HERE/ansible.cfg"
 case "$action" in
   deploy)
     [[ -z "${IMAGE_TAG:-}" ]] || args+=(-e "cepage_image_tag=$IMAGE_TAG")
+    if [[ -n "${IMAGE_DIGESTS:-}" ]]; then
+      [[ -n "${IMAGE_TAG:-}" ]] || die "IMAGE_DIGESTS goes with the IMAGE_TAG they are the digests of"
+      [[ -f "$IMAGE_DIGESTS" ]] || die "IMAGE_DIGESTS=$IMAGE_DIGESTS is not a file (scripts/images.sh digests PREFIX TAG > FILE)"
+      # A JSON object name -> digest; the role checks the names and the digests' form.
+      args+=(-e "{\"cepage_image_digests\": $(cat "$IMAGE_DIGESTS")}")
+    fi
     playbook="$HERE/site.yml"
     ;;
   rollback)

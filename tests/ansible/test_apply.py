@@ -344,3 +344,61 @@ def test_rollback_after_a_failed_deploy_returns_to_the_tag_that_was_serving(
     deployed.deploy("rollback", "--tags", "stack").assert_ok()
     assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == TAG
     assert host.read("/opt/cepage/attempted").strip() == TAG
+
+
+def _digests(seed: str) -> dict[str, str]:
+    """One well-formed digest per image the prod compose file pins."""
+    names = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "images.sh"), "names"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return {n: "sha256:" + hashlib.sha256(f"{seed}/{n}".encode()).hexdigest() for n in names}
+
+
+def test_digest_pinned_rollout_and_the_rollback_pins_them_again(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """IMAGE_DIGESTS (scripts/images.sh digests' JSON) pins every image by digest in .env, the
+    digests are recorded with the tag, and a rollback to that tag pins the same bytes again. A
+    deploy that must pin (prod's default) refuses a bare tag or a malformed digest before it
+    changes anything."""
+    host = deployed.host
+    pinned = _digests("v2.0.0")
+    digests_file = tmp_path / "digests.json"
+    digests_file.write_text(json.dumps(pinned))
+    env = {**deployed.env, "IMAGE_TAG": "v2.0.0", "IMAGE_DIGESTS": str(digests_file)}
+    run_deploy("deploy", [*host.connection_args(), *OFFLINE, "--tags", "stack"], env).assert_ok()
+    values = env_file(host.read("/opt/cepage/compose/.env"))
+    assert values["CEPAGE_IMAGE_TAG"] == "v2.0.0"
+    assert {k: v for k, v in values.items() if k.endswith("_DIGEST")} == {
+        f"CEPAGE_{name.upper()}_DIGEST": f"@{digest}" for name, digest in pinned.items()
+    }
+    assert json.loads(host.read("/opt/cepage/release-digests.json"))["v2.0.0"] == pinned
+
+    # A bare tag where digests are required: refused, nothing rendered.
+    before = host.read("/opt/cepage/compose/.env")
+    refused = deployed.deploy(
+        "deploy", "--tags", "stack", "-e", "cepage_image_tag=v2.0.1",
+        "-e", "cepage_stack_require_image_digests=true",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "deploys images by digest" in refused.output
+    assert "Missing: mlflow, proxy, retrain, service, ui." in refused.output, refused.output[-2000:]
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps({**pinned, "service": "sha256:not-hex"}))
+    bad = run_deploy(
+        "deploy",
+        [*host.connection_args(), *OFFLINE, "--tags", "stack"],
+        {**env, "IMAGE_TAG": "v2.0.1", "IMAGE_DIGESTS": str(bad_file)},
+    )
+    assert bad.returncode != 0 and "sha256:<64 hex>" in bad.output
+    assert host.read("/opt/cepage/compose/.env") == before
+
+    # dev also takes a bare tag (no pin); the rollback returns to v2.0.0 and its digests.
+    deployed.deploy("deploy", "--tags", "stack", "-e", "cepage_image_tag=v2.0.2").assert_ok()
+    values = env_file(host.read("/opt/cepage/compose/.env"))
+    assert values["CEPAGE_IMAGE_TAG"] == "v2.0.2"
+    assert not [k for k in values if k.endswith("_DIGEST")]
+    deployed.deploy("rollback", "--tags", "stack").assert_ok()
+    values = env_file(host.read("/opt/cepage/compose/.env"))
+    assert values["CEPAGE_IMAGE_TAG"] == "v2.0.0"
+    assert values["CEPAGE_SERVICE_DIGEST"] == f"@{pinned['service']}"

@@ -259,3 +259,23 @@ def test_the_retrain_trigger_runs_on_the_control_host_with_its_tokens_as_files(
         values = env(rendered_with_trigger, name)
         assert values["CEPAGE_PREDICTION_LOG_EXCLUDE"] == "proline,hue"
         assert values["CEPAGE_PREDICTION_LOG_SAMPLE"] == "0.5"
+
+
+def test_prod_pins_our_images_by_digest_and_upgrades_the_engine(rendered: Path) -> None:
+    """Prod refuses a new tag without the digest of each image compose builds; a digest reaches
+    .env as the suffix the prod compose file appends to the image; every deploy upgrades Docker
+    Engine (unattended-upgrades leaves it alone)."""
+    names = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "images.sh"), "names"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    (play,) = yaml.safe_load((HERE / "render-hosts.yml").read_text())
+    pinned = play["vars"]["cepage_stack_deploy_digests"]
+    for name in [*SERVICE_HOSTS, CONTROL]:
+        derived = settings(rendered, name)
+        assert derived["require_image_digests"] is True
+        assert derived["pinned_images"] == sorted(names)
+        assert derived["docker_package_state"] == "latest"
+        values = env(rendered, name)
+        assert values["CEPAGE_SERVICE_DIGEST"] == f"@{pinned['service']}"
+        assert [k for k in values if k.endswith("_DIGEST")] == ["CEPAGE_SERVICE_DIGEST"]

@@ -23,7 +23,13 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONS = ROOT / ".github" / "actions"
 EXPECTED = ("ci", "release", "deploy", "retrain")
 # The jobs that may hold a write permission, and which ones. Nothing else writes.
-ALLOWED_WRITES: dict[tuple[str, str], set[str]] = {("ci", "plan-comment"): {"pull-requests"}}
+ALLOWED_WRITES: dict[tuple[str, str], set[str]] = {
+    ("ci", "plan-comment"): {"pull-requests"},
+    # The OIDC token cosign signs the released images with (keyless): the release's image job,
+    # and the retrain job that calls the release (a called workflow gets no more than its caller).
+    ("release", "images"): {"id-token"},
+    ("retrain", "release"): {"id-token"},
+}
 MAX_TIMEOUT_MINUTES = 90  # CI's own budget (.ci/run)
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")

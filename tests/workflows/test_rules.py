@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -185,6 +186,65 @@ def test_the_weekly_retrain_learns_from_the_production_log_with_a_read_only_key(
     retrain_role = iam.split("    retrain = {", 1)[1].split("    }", 1)[0]
     assert '"ObjectStorageObjectsRead",' in retrain_role
     assert "Write" not in retrain_role and "Delete" not in retrain_role
+
+
+def _signing_identity(repository: str) -> re.Pattern[str]:
+    """The certificate identity deploy.yml verifies, as its script builds it for ``repository``."""
+    script = str(
+        next(s for s in BY_NAME["deploy"].jobs["deploy"]["steps"] if s.get("id") == "digests")[
+            "run"
+        ]
+    )
+    line = next(ln.strip() for ln in script.splitlines() if ln.strip().startswith("identity="))
+    done = subprocess.run(
+        ["bash", "-c", f'{line}; printf %s "$identity"'],
+        env={"GITHUB_REPOSITORY": repository, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return re.compile(done.stdout)
+
+
+def test_released_images_are_signed_and_deployed_by_their_verified_digests() -> None:
+    """The release signs what it pushed, by digest, keylessly (only its job holds an OIDC token);
+    the deploy verifies each digest's signature against this repository's release workflow on
+    main or a v* tag, before Ansible runs, and deploys those digests (IMAGE_DIGESTS)."""
+    images = BY_NAME["release"].jobs["images"]
+    assert images["permissions"] == {"contents": "read", "id-token": "write"}
+    steps = images["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    push = next(i for i, run in enumerate(runs) if "images.sh push" in run)
+    sign = next(i for i, run in enumerate(runs) if "cosign sign" in run)
+    assert push < sign and 'cosign sign --yes "$PREFIX/$name@$digest"' in runs[sign]
+    assert "images.sh digests" in runs[sign]
+    assert steps[sign]["if"] == steps[push]["if"] == "steps.existing.outputs.built != 'true'"
+    assert any("sigstore/cosign-installer@" in str(s.get("uses", "")) for s in steps[:sign])
+    assert BY_NAME["retrain"].jobs["release"]["permissions"]["id-token"] == "write"
+
+    deploy = BY_NAME["deploy"].jobs["deploy"]["steps"]
+    ids = [s.get("id") for s in deploy]
+    verify, ansible = deploy[ids.index("digests")], deploy[ids.index("deploy")]
+    assert ids.index("digests") < ids.index("deploy")
+    assert (
+        "cosign verify --certificate-oidc-issuer https://token.actions.githubusercontent.com"
+        in (str(verify["run"]))
+    )
+    assert ansible["env"]["IMAGE_DIGESTS"] == "${{ steps.digests.outputs.file }}"
+    assert 'IMAGE_DIGESTS="$IMAGE_DIGESTS"' in str(ansible["run"])
+
+    identity = _signing_identity("acme.io/cepage")
+    ours = "https://github.com/acme.io/cepage/.github/workflows/"
+    for accepted in ("release.yml@refs/heads/main", "release.yml@refs/tags/v1.4.0"):
+        assert identity.search(ours + accepted), accepted
+    for refused in (
+        ours + "release.yml@refs/heads/feature",  # a branch: prod's gate is main
+        ours + "ci.yml@refs/heads/main",  # another workflow of the repository
+        ours + "release.yml@refs/tags/v1.4.0-evil",
+        "https://github.com/acmeXio/cepage/.github/workflows/release.yml@refs/heads/main",
+        "https://github.com/other/cepage/.github/workflows/release.yml@refs/heads/main",
+    ):
+        assert not identity.search(refused), refused
 
 
 def test_make_calls_are_parsed_as_the_shell_reads_them() -> None:
