@@ -1,4 +1,4 @@
-"""The ``cepage`` command: train, promote, package, retrain, up, predict, registry.
+"""The ``cepage`` command: train, promote, package, retrain, up, predict, registry, report.
 
 Exit codes: 0 done, 1 failed (the message says why), 2 bad usage, 3 the gate rejected the model.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli import production, registry, trigger
+from cli import production, registry, report, trigger
 from cli.common import EXIT_FAILED, EXIT_REJECTED, EXIT_USAGE, fail, settings
 from train.pipeline import DEFAULT_MODEL, DEFAULT_SEED
 from train.settings import Settings
@@ -28,6 +28,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(trigger.app, name="trigger")
 app.command()(production.dataset)
 app.command()(production.production)
+app.command()(report.report)
 
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="CSV file (default: scikit-learn's wine data).")

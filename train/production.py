@@ -264,3 +264,17 @@ def summarize(
 
 def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 30, version)
+
+
+def read_rows(
+    location: LogLocation,
+    dataset: str,
+    *,
+    since_day: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One dataset of the log (``predictions`` or ``feedback``) as written, from the ``date``
+    partition ``since_day`` on; ``inputs`` flattened into ``inputs.<feature>`` columns. The drift
+    report (train/drift_report.py) reads the window's rows with it."""
+    environ = os.environ if environ is None else environ
+    return _read(location, _files(location, dataset, since_day, environ), environ)

@@ -188,6 +188,32 @@ def test_the_weekly_retrain_learns_from_the_production_log_with_a_read_only_key(
     assert "Write" not in retrain_role and "Delete" not in retrain_role
 
 
+def test_the_weekly_drift_report_runs_before_the_retrain_and_is_kept() -> None:
+    """`cepage report` on the last 7 days of the same log with the same read-only key, in a job
+    of its own that the retrain waits for but does not depend on; the page is uploaded."""
+    retrain = BY_NAME["retrain"]
+    job = retrain.jobs["report"]
+    step = next(s for s in job["steps"] if s.get("id") == "report")
+    script = str(step["run"])
+    assert ".venv/bin/cepage report --since-days 7" in script
+    assert 'CEPAGE_PREDICTION_LOG="s3://$PRODUCTION_LOG_BUCKET/production"' in script
+    assert re.search(r'exit "\$rc"\s*$', script), "a report that failed must fail its job"
+    # Exactly the retrain step's bucket, endpoint and key; only this step of the job holds them.
+    assert step["env"] == retrain.jobs["retrain"]["steps"][2]["env"]
+    others = [s for s in job["steps"] if s is not step]
+    assert "secrets.RETRAIN_" not in yaml.safe_dump(others)
+    assert "AWS_" not in yaml.safe_dump(job["env"])
+    out = re.search(r'--out "\$RUNNER_TEMP/([^"]+)"', script)
+    assert out, "the report's page has a fixed path the upload names"
+    upload = next(s for s in others if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == "${{ runner.temp }}/" + out.group(1)
+    # The same upload-artifact release as the CI workflow's.
+    assert f"uses: {upload['uses']}" in BY_NAME["ci"].text
+    # Before the retrain, which still runs when the report failed (a week without traffic).
+    assert retrain.jobs["retrain"]["needs"] == "report"
+    assert retrain.jobs["retrain"]["if"] == "${{ !cancelled() }}"
+
+
 def _signing_identity(repository: str) -> re.Pattern[str]:
     """The certificate identity deploy.yml verifies, as its script builds it for ``repository``."""
     script = str(
