@@ -22,6 +22,8 @@ TARGET_OVERHEAD_MS = 2.0
 TARGET_COLD_START_S = 5.0
 # The production log (issue 14): log on vs off, 1 worker each, at 32 clients.
 LOG_OFF, LOG_ON = "cepage", "cepage-log"
+SHADOW_ON = "cepage-shadow"  # the shadow challenger on, compared with LOG_OFF like LOG_ON
+EXPLAIN_ON = "cepage-explain"  # every request asks for explanations, compared the same way
 LOG_CLIENTS = 32
 TARGET_LOG_THROUGHPUT = 0.90  # on ÷ off, at least
 TARGET_LOG_P99 = 1.20  # on ÷ off, at most
@@ -233,16 +235,21 @@ def _x(ratio: float | None) -> str:
     return "—" if ratio is None else f"{ratio:.2f}x"
 
 
-def log_comparison(servers: Sequence[ServerResult], clients: Sequence[int]) -> list[str]:
-    """The prediction log's cost: ``cepage-log`` beside ``cepage`` (same run), the ratios
-    log on ÷ log off and the verdicts at 32 clients (or the most clients run); empty when either
-    server is missing or failed."""
+def log_comparison(
+    servers: Sequence[ServerResult],
+    clients: Sequence[int],
+    on_key: str = LOG_ON,
+    what: str = "log",
+) -> list[str]:
+    """A feature's cost: ``on_key`` (the prediction log on, or the shadow challenger) beside
+    ``cepage`` (same run), the ratios on ÷ off and the verdicts at 32 clients (or the most
+    clients run); empty when either server is missing or failed."""
     by_key = {s.key: s for s in servers if not s.failure}
-    off, on = by_key.get(LOG_OFF), by_key.get(LOG_ON)
+    off, on = by_key.get(LOG_OFF), by_key.get(on_key)
     if off is None or on is None:
         return []
     lines = [
-        "| clients | req/s log off | req/s log on | on ÷ off | p50 ms off | p50 ms on "
+        f"| clients | req/s {what} off | req/s {what} on | on ÷ off | p50 ms off | p50 ms on "
         "| p99 ms off | p99 ms on | p99 on ÷ off |",
         "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
@@ -286,7 +293,7 @@ def log_comparison(servers: Sequence[ServerResult], clients: Sequence[int]) -> l
     if throughput is not None:
         lines.append(
             _verdict(
-                f"log on ÷ off, req/s at {judged} clients: **{throughput:.2f}x**{spread_tp}",
+                f"{what} on ÷ off, req/s at {judged} clients: **{throughput:.2f}x**{spread_tp}",
                 f"target ≥ {TARGET_LOG_THROUGHPUT:.2f}x",
                 throughput >= TARGET_LOG_THROUGHPUT,
             )
@@ -294,12 +301,12 @@ def log_comparison(servers: Sequence[ServerResult], clients: Sequence[int]) -> l
     if p99 is not None:
         lines.append(
             _verdict(
-                f"log on ÷ off, p99 at {judged} clients: **{p99:.2f}x**{spread_p99}",
+                f"{what} on ÷ off, p99 at {judged} clients: **{p99:.2f}x**{spread_p99}",
                 f"target ≤ {TARGET_LOG_P99:.2f}x",
                 p99 <= TARGET_LOG_P99,
             )
         )
-    if on.log_rows is not None:
+    if on_key == LOG_ON and on.log_rows is not None:
         lines.append("- " + log_rows_sentence(on.log_rows))
     return lines
 
@@ -340,6 +347,8 @@ def render(
     """The whole block printed to the terminal and written into the docs."""
     notes = [f"- {s.title}: {s.note}" for s in servers if s.note]
     log = log_comparison(servers, clients)
+    shadow = log_comparison(servers, clients, SHADOW_ON, "shadow")
+    explain = log_comparison(servers, clients, EXPLAIN_ON, "explain")
     parts = [
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()),
         "",
@@ -352,6 +361,16 @@ def render(
         "",
         *ratio_lines(floor, servers),
         *(["", "Prediction log on ÷ off (this run, 1 worker each):", "", *log] if log else []),
+        *(
+            ["", "Shadow challenger on ÷ off (this run, 1 worker each):", "", *shadow]
+            if shadow
+            else []
+        ),
+        *(
+            ["", "Explanations asked ÷ not (this run, 1 worker each):", "", *explain]
+            if explain
+            else []
+        ),
     ]
     return "\n".join(parts)
 

@@ -49,6 +49,10 @@ def cepage_body(record: Record) -> str:
     return json.dumps({"records": [record]})
 
 
+def explain_body(record: Record) -> str:
+    return json.dumps({"records": [record], "explain": True})
+
+
 def mlflow_body(record: Record) -> str:
     return json.dumps({"dataframe_records": [record]})
 
@@ -121,6 +125,26 @@ SERVERS: dict[str, ServerSpec] = {
             prediction_log=True,
         ),
         ServerSpec(
+            "cepage-shadow",
+            "cepage, 1 worker, shadow challenger on",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1", "CEPAGE_SHADOW": "on"},
+            "CEPAGE_SHADOW=on with a challenger trained like the champion packaged beside it: it "
+            "scores every request too, on its own thread",
+        ),
+        ServerSpec(
+            "cepage-explain",
+            "cepage, 1 worker, every request with explain: true",
+            "/predict",
+            explain_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1"},
+            'the same service as cepage; each request asks "explain": true (each feature\'s '
+            "contribution to the predicted class, docs/api.md)",
+        ),
+        ServerSpec(
             "cepage-2w",
             "cepage (bentoml serve, 2 workers)",
             "/predict",
@@ -154,7 +178,15 @@ SERVERS: dict[str, ServerSpec] = {
         ),
     )
 }
-DEFAULT_SERVERS = ("cepage", "cepage-log", "cepage-2w", "mlflow", "fastapi")
+DEFAULT_SERVERS = (
+    "cepage",
+    "cepage-log",
+    "cepage-shadow",
+    "cepage-explain",
+    "cepage-2w",
+    "mlflow",
+    "fastapi",
+)
 
 
 def log_directory(spec: ServerSpec, home: Path) -> Path:

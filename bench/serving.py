@@ -29,8 +29,10 @@ from bench.cpu import QUIET_SHARE, background_share, snapshot, wait_for_quiet
 from bench.errors import BenchError
 from bench.load import WRK_INSTALL_HINT, LoadError, find_wrk, run_wrk, write_script, wrk_version
 from bench.report import (
+    EXPLAIN_ON,
     LOG_OFF,
     LOG_ON,
+    SHADOW_ON,
     FloorResult,
     LogRows,
     ServerResult,
@@ -53,7 +55,8 @@ from bench.servers import (
     read_metrics,
     with_log_setting,
 )
-from stack.home import BIN, HomeError, has_model, prepare_home, stack_env
+from contracts.names import MODEL_NAME
+from stack.home import BIN, HomeError, cepage, has_model, prepare_home, stack_env
 from stack.processes import ROOT, Supervisor, free_port, tree_rss_bytes, wait_until
 
 START_TIMEOUT_S = 180.0
@@ -326,16 +329,16 @@ def load_cell(
 
 
 def groups(servers: Sequence[str], interleave: bool) -> list[tuple[str, ...]]:
-    """The servers in run order, grouped: with ``interleave``, ``cepage`` and ``cepage-log``
-    (when both are asked for) run together, where the first of them stands; every other server
-    alone."""
-    pair = (LOG_OFF, LOG_ON)
-    together = interleave and all(key in servers for key in pair)
+    """The servers in run order, grouped: with ``interleave``, ``cepage`` and the servers
+    compared with it (``cepage-log``, ``cepage-shadow``, ``cepage-explain``), when asked for, run
+    together where the first of them stands; every other server alone."""
+    compared = [key for key in servers if key in (LOG_OFF, LOG_ON, SHADOW_ON, EXPLAIN_ON)]
+    together = interleave and LOG_OFF in compared and len(compared) > 1
     out: list[tuple[str, ...]] = []
     for key in servers:
-        if together and key in pair:
-            if key == next(k for k in servers if k in pair):
-                out.append(tuple(k for k in servers if k in pair))
+        if together and key in compared:
+            if key == compared[0]:
+                out.append(tuple(compared))
             continue
         out.append((key,))
     return out
@@ -380,6 +383,23 @@ def _tail(log: Path, chars: int = 3000) -> str:
         return "(no log)"
 
 
+def ensure_challenger(home: Path) -> None:
+    """A challenger in the store for ``cepage-shadow``: a candidate trained like the champion,
+    made @challenger by a gate asking it to beat the champion by 1 macro-F1, then packaged beside
+    it (the real CLI). Its cost per request is then the champion's own."""
+    if any((home / "bentoml" / "models").glob(f"{MODEL_NAME}-challenger")):
+        say("reusing the packaged challenger")
+        return
+    say("training a challenger and packaging it beside the champion (real CLI)")
+    env = stack_env(home)
+    rejected = cepage("retrain", "--no-build", "--tolerance", "-1", env=env)
+    if rejected.returncode != 3:
+        raise BenchError(f"the challenger's retrain did not end rejected:\n{rejected.stdout}")
+    packaged = cepage("package", "--no-build", env=env)
+    if packaged.returncode != 0 or "@challenger" not in packaged.stdout:
+        raise BenchError(f"packaging the challenger failed:\n{packaged.stdout}{packaged.stderr}")
+
+
 def run(config: RunConfig, wrk: str) -> str:
     """The whole benchmark; returns the rendered block."""
     home = config.home or Path(tempfile.mkdtemp(prefix="cepage-bench-"))
@@ -391,6 +411,8 @@ def run(config: RunConfig, wrk: str) -> str:
             else:
                 say(f"training, promoting and packaging a model in {home} (real CLI)")
                 prepare_home(home)
+            if SHADOW_ON in config.servers:
+                ensure_challenger(home)
             say(f"in-process predict for {config.duration_s:g} s")
             settle(config.settle_s)
             floor, record = run_floor(home, config.duration_s)
@@ -416,11 +438,11 @@ def run(config: RunConfig, wrk: str) -> str:
         "load": f"{wrk_version(wrk)}, 1 thread, -c = concurrent clients, keep-alive",
         "per cell": f"{config.duration_s:g} s after {config.warmup_s:g} s warm-up"
         + (f", median of {config.rounds} rounds" if config.rounds > 1 else ""),
-        **(
-            {"log pair": f"{LOG_OFF} and {LOG_ON} up together, cells alternating"}
-            if config.interleave and {LOG_OFF, LOG_ON} <= set(config.servers)
-            else {}
-        ),
+        **{
+            f"compared with {group[0]}": " and ".join(group) + " up together, cells alternating"
+            for group in groups(config.servers, config.interleave)
+            if len(group) > 1
+        },
         "model": f"{floor.model} ({floor.estimator})",
         "floor": f"{floor.calls:,} calls of Predictor.predict on one record",
     }

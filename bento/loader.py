@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
+from contracts.model_card import METADATA_KEY as CARD_METADATA_KEY
 from contracts.names import (
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
@@ -106,4 +108,23 @@ def load_bundle(tag: str) -> ModelBundle:
         created_at=stored.info.creation_time.isoformat(),
         metrics={k: float(labels[k]) for k in LABELLED_METRICS if k in labels},
     )
-    return ModelBundle(estimator=strip_feature_names(estimator), schema=schema, info=info)
+    return ModelBundle(
+        estimator=strip_feature_names(estimator),
+        schema=schema,
+        info=info,
+        card=_card(stored.info.metadata.get(CARD_METADATA_KEY), tag),
+    )
+
+
+def _card(stored: Any, tag: str) -> dict[str, Any] | None:
+    """The model card packaging stored as JSON text (None, and a warning, when it has none or it
+    does not parse: the model still serves, GET /model-card says why not)."""
+    if stored is None:
+        logger.warning("Model %s has no model card: run `cepage package` again.", tag)
+        return None
+    try:
+        card = json.loads(stored)
+    except (TypeError, ValueError):
+        logger.warning("Model %s has a model card that is not JSON: ignored.", tag)
+        return None
+    return card if isinstance(card, dict) else None

@@ -44,6 +44,8 @@ class ModelBundle:
     estimator: Any
     schema: dict[str, Any]
     info: ModelInfo
+    # The model card packaging made (contracts/model_card.py); None: packaged before cards.
+    card: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

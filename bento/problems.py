@@ -47,3 +47,15 @@ def unknown_label(label: str, classes: list[str]) -> list[InputProblem]:
             ("label",), "unknown_label", f"Unknown class {label!r}; expected one of {classes}"
         )
     ]
+
+
+def not_explainable(reason: str) -> list[InputProblem]:
+    """The request asked for explanations the served model cannot give."""
+    return [
+        InputProblem(
+            ("explain",),
+            "not_explainable",
+            f"The served model cannot explain its predictions: {reason}; send the request "
+            "without explain",
+        )
+    ]

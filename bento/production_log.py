@@ -73,6 +73,19 @@ class FeedbackRow(NamedTuple):
     who: str
 
 
+class ShadowRow(NamedTuple):
+    """What the shadow challenger answered to one record the champion answered."""
+
+    prediction_id: str  # the champion's answer's id (feedback joins on it)
+    time: float
+    model_name: str
+    model_version: str  # the challenger's
+    label: str  # the challenger's
+    probabilities: Mapping[str, float]
+    champion_version: str
+    champion_label: str
+
+
 def caller_identity(api_key: str | None) -> str:
     """Who sent a request: with an API key configured, a short fingerprint of the key it passed
     the guard with (``key:`` and the first 12 hex digits of its SHA-256: tells which key, cannot
@@ -324,9 +337,7 @@ def prediction_table(rows: Sequence[PredictionRow], exclude: frozenset[str]) -> 
         names.MODEL_NAME: pa.array([r.model_name for r in rows], pa.string()),
         names.MODEL_VERSION: pa.array([r.model_version for r in rows], pa.string()),
         names.LABEL: pa.array([r.label for r in rows], pa.string()),
-        names.PROBABILITIES: pa.array(
-            [list(r.probabilities.items()) for r in rows], pa.map_(pa.string(), pa.float64())
-        ),
+        names.PROBABILITIES: _probabilities(pa, rows),
         names.OUT_OF_RANGE: pa.array([list(r.out_of_range) for r in rows], pa.list_(pa.string())),
         names.INPUTS: inputs,
     }
@@ -348,12 +359,37 @@ def feedback_table(rows: Sequence[FeedbackRow]) -> Any:
     )
 
 
+def shadow_table(rows: Sequence[ShadowRow]) -> Any:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            names.PREDICTION_ID: pa.array([r.prediction_id for r in rows], pa.string()),
+            names.TIME: _times(pa, [r.time for r in rows]),
+            names.MODEL_NAME: pa.array([r.model_name for r in rows], pa.string()),
+            names.MODEL_VERSION: pa.array([r.model_version for r in rows], pa.string()),
+            names.LABEL: pa.array([r.label for r in rows], pa.string()),
+            names.PROBABILITIES: _probabilities(pa, rows),
+            names.CHAMPION_VERSION: pa.array([r.champion_version for r in rows], pa.string()),
+            names.CHAMPION_LABEL: pa.array([r.champion_label for r in rows], pa.string()),
+        }
+    )
+
+
+def _probabilities(pa: Any, rows: Sequence[PredictionRow | ShadowRow]) -> Any:
+    """Each row's class probabilities as map<string, double>."""
+    return pa.array(
+        [list(r.probabilities.items()) for r in rows], pa.map_(pa.string(), pa.float64())
+    )
+
+
 def _times(pa: Any, seconds: list[float]) -> Any:
     return pa.array([round(s * 1000) for s in seconds], pa.timestamp("ms", tz="UTC"))
 
 
 class ProductionLog:
-    """The two datasets of one worker: predictions and feedback, each with its writer."""
+    """The datasets of one worker: predictions, feedback and the shadow's answers, each with its
+    writer (the shadow's starts with the first row: most services run no shadow)."""
 
     def __init__(
         self,
@@ -385,6 +421,8 @@ class ProductionLog:
 
         self.predictions = writer(names.PREDICTIONS, _prediction_key, self._write_predictions)
         self.feedback = writer(names.FEEDBACK, _feedback_key, self._write_feedback)
+        self.shadow = writer(names.SHADOW, _shadow_key, self._write_shadow)
+        self._shadow_started = False
 
     def start(self) -> ProductionLog:
         self.predictions.start()
@@ -411,14 +449,33 @@ class ProductionLog:
         else:
             self.feedback.count("sampled_out")
 
+    def add_shadow(self, rows: Sequence[ShadowRow]) -> None:
+        """Queue the shadow's answers (those whose prediction the sample keeps). Called from the
+        shadow's thread only."""
+        if not self._shadow_started:
+            self.shadow.start()
+            self._shadow_started = True
+        skipped = 0
+        for row in rows:
+            if self.keeps(row.prediction_id):
+                self.shadow.put(row)
+            else:
+                skipped += 1
+        if skipped:
+            self.shadow.count("sampled_out", skipped)
+
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
-        """Write what is held and stop both writers; False if one is still writing after
+        """Write what is held and stop the writers; False if one is still writing after
         ``timeout`` s (its rows are then lost with the process)."""
-        self.predictions.stop()
-        self.feedback.stop()
+        writers = [self.predictions, self.feedback]
+        if self._shadow_started:
+            writers.append(self.shadow)
+        for writer in writers:
+            writer.stop()
         deadline = time.monotonic() + timeout
-        done = self.predictions.join(timeout)
-        done = self.feedback.join(max(0.0, deadline - time.monotonic())) and done
+        done = True
+        for writer in writers:
+            done = writer.join(max(0.0, deadline - time.monotonic())) and done
         if not done:
             logger.error("The production log did not finish writing within %.0f s.", timeout)
         return done
@@ -442,6 +499,11 @@ class ProductionLog:
         self._first_import()
         self.sink.write(partition_dir(names.FEEDBACK, key), feedback_table(rows))
 
+    def _write_shadow(self, key: tuple[str, str], rows: list[ShadowRow]) -> None:
+        self._first_import()
+        day, version = key
+        self.sink.write(partition_dir(names.SHADOW, day, version), shadow_table(rows))
+
 
 def _prediction_key(row: PredictionRow) -> tuple[str, str, int]:
     # The features list's identity too: a reloaded model under the same version is another file.
@@ -450,3 +512,7 @@ def _prediction_key(row: PredictionRow) -> tuple[str, str, int]:
 
 def _feedback_key(row: FeedbackRow) -> str:
     return utc_day(row.time)
+
+
+def _shadow_key(row: ShadowRow) -> tuple[str, str]:
+    return utc_day(row.time), row.model_version

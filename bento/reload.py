@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from bento.loader import latest_tag, load_bundle
+from bento.loader import ModelLoadError, latest_tag, load_bundle
 from bento.predictor import ModelBundle
 
 logger = logging.getLogger("cepage.service")
@@ -30,11 +30,15 @@ class StoreWatcher:
         interval: float,
         current: Callable[[], str],
         install: Callable[[ModelBundle], None],
+        missing: Callable[[], None] | None = None,
     ) -> None:
+        """``missing``: called when the store has no such model (instead of logging a failure
+        every look): the shadow's challenger comes and goes, the champion does not."""
         self._model_name = model_name
         self._interval = interval
         self._current = current
         self._install = install
+        self._missing = missing
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -47,7 +51,13 @@ class StoreWatcher:
         """One look at the store; returns the tag refused this time (else ``refused``)."""
         tag = None
         try:
-            tag = latest_tag(self._model_name)
+            try:
+                tag = latest_tag(self._model_name)
+            except ModelLoadError:
+                if self._missing is None:
+                    raise
+                self._missing()
+                return refused
             if tag not in (self._current(), refused):
                 self._install(load_bundle(tag))
         except Exception:  # keep serving the current model; say why in the log

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 # A record's value is whatever JSON holds: which type each feature takes is the model's, so the
 # service checks every value against the served feature schema, one clear error per field
@@ -22,6 +22,30 @@ class PredictRequest(BaseModel):
         description="Rows to score; the feature names are those of GET /metadata.",
         examples=[[{"alcohol": 13.2, "malic_acid": 1.8}]],
     )
+    # Strict: "false" or 0 must not be read as a wish (a 400 names the field instead).
+    explain: StrictBool = Field(
+        default=False,
+        description="Also return, per record, each feature's contribution to the predicted "
+        "class's score (docs/api.md, 'Why this prediction'). Off by default: it costs time.",
+    )
+
+
+class Explanation(BaseModel):
+    """Why the model gave its predicted class the score it did: base + sum(contributions)."""
+
+    score_kind: Literal["logit", "probability"] = Field(
+        description="What score is: the class's logit (a linear model; with two classes, the "
+        "log-odds of the predicted class) or its probability (a tree ensemble)."
+    )
+    score: float = Field(description="The model's score for the predicted class.")
+    base: float = Field(
+        description="The score before any feature: the intercept (linear) or the class's "
+        "share of the training rows (trees)."
+    )
+    contributions: dict[str, float] = Field(
+        description="Each feature's share of score - base, in the feature schema's order; "
+        "positive pushes towards the predicted class."
+    )
 
 
 class Prediction(BaseModel):
@@ -33,6 +57,12 @@ class Prediction(BaseModel):
     out_of_range: list[str] = Field(
         description="Features whose value lies outside the training range, or is a category "
         "never seen in training (answer less reliable)."
+    )
+    # Left out of the JSON unless asked for: the default answer keeps its shape and size.
+    explanation: Explanation | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description='Present when the request asked for it ("explain": true).',
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from bento.drift import ReferenceBins
+from bento.explain import Explainer, explainer_for
 from bento.metrics import ServiceMetrics
 from bento.predictor import Inputs, ModelBundle, Predictor
 
@@ -20,6 +22,17 @@ class Served:
     bin_counters: list[list[Any]]  # [feature][bin] -> labelled counter, resolved once
     missing_counters: list[Any]  # [feature]
     unseen_counters: dict[int, Any]  # category feature index -> counter
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """Made on the first request that asks for explanations, so a service never asked pays
+        nothing (a forest's node tables take a few milliseconds to lay out).
+
+        Raises:
+            NotExplainableError: the model is of a kind that cannot be explained.
+        """
+        predictor = self.predictor
+        return explainer_for(predictor.bundle.estimator, predictor.features)
 
     def count_bins(self, inputs: Inputs) -> None:
         """Count each input value in its training-reference bin, and the blanks and unseen

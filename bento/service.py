@@ -13,16 +13,19 @@ import time
 from typing import Any, cast
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
 
+from bento.explain import NotExplainableError
 from bento.guard import ConfiguredRequestGuard
-from bento.loader import latest_tag, load_bundle
+from bento.loader import ModelLoadError, latest_tag, load_bundle
 from bento.metrics import create_metrics
 from bento.openapi import ConfiguredOpenApiFixup, publish
 from bento.prediction_ids import AlreadyUsedError, InvalidPredictionIdError, PredictionIds, UsedIds
-from bento.predictor import ModelBundle, Predictor, UnscorableError
+from bento.predictor import Inputs, ModelBundle, Predictor, RowPrediction, UnscorableError
 from bento.problems import (
     duplicate_feedback,
+    not_explainable,
     problems_error,
     unknown_label,
     unknown_prediction,
@@ -31,6 +34,7 @@ from bento.problems import (
 from bento.production_log import FeedbackRow, PredictionRow, ProductionLog, caller_identity
 from bento.reload import StoreWatcher
 from bento.schemas import (
+    Explanation,
     FeedbackRequest,
     FeedbackResponse,
     Metadata,
@@ -48,8 +52,14 @@ from bento.settings import (
     model_name,
     workers,
 )
+from bento.shadow import Shadow, ShadowJob, create_shadow_metrics
+from contracts.model_card import render_markdown
+from contracts.names import challenger_store_name
 
 logger = logging.getLogger("cepage.service")
+
+MARKDOWN = "text/markdown; charset=utf-8"
+CARD_FORMATS = ("markdown", "json")
 
 # GET routes: BentoML's @bentoml.api methods are POST-only, so GET /metadata is a FastAPI
 # class view mounted beside them (it receives the service instance as `self`).
@@ -111,9 +121,67 @@ class Classifier:
             current=lambda: self.predictor.bundle.info.bento_model,
             install=self._reload,
         )
+        self.shadow: Shadow | None = None
+        self.shadow_watcher: StoreWatcher | None = None
+        if self.settings.shadow:
+            self._start_shadow()
         freeze_heap()
         if self.settings.reload_seconds > 0:
             self.watcher.start()
+            if self.shadow_watcher is not None:
+                self.shadow_watcher.start()
+
+    def _start_shadow(self) -> None:
+        """The packaged @challenger answering beside the champion (bento/shadow.py). With none in
+        the store, or one that cannot be loaded, the champion serves alone (a warning says why)
+        and, with reloads on, the first challenger packaged later is picked up."""
+        name = challenger_store_name(self.settings.model_name)
+        self._shadow_metrics = create_shadow_metrics()
+        self._challenger_tag = ""
+        try:
+            self._install_challenger(load_bundle(latest_tag(name)))
+        except ModelLoadError as exc:
+            logger.warning("CEPAGE_SHADOW is on, but no challenger is shadowed: %s", exc)
+        self.shadow_watcher = StoreWatcher(
+            name,
+            self.settings.reload_seconds,
+            current=lambda: self._challenger_tag,
+            install=self._install_challenger,
+            missing=self._drop_challenger,
+        )
+
+    def _install_challenger(self, bundle: ModelBundle) -> None:
+        self._challenger_tag = bundle.info.bento_model  # seen: not loaded again
+        if bundle.info.version == self.predictor.bundle.info.version:
+            logger.info("The packaged challenger is the champion (version %s): not shadowed.",
+                        bundle.info.version)  # fmt: skip
+            return
+        if self.shadow is None:
+            self.shadow = Shadow(
+                Predictor(bundle),
+                self._shadow_metrics,
+                queue_requests=self.settings.shadow_queue,
+                log=self.production_log,
+            ).start()
+        else:
+            self.shadow.install(Predictor(bundle))
+
+    def _drop_challenger(self) -> None:
+        """The packaged challenger is gone (promoted, or none any more): stop shadowing it."""
+        if self.shadow is not None:
+            logger.info("No challenger packaged any more: the shadow stops.")
+            shadow, self.shadow = self.shadow, None
+            shadow.close()
+        self._challenger_tag = ""
+
+    @bentoml.on_shutdown
+    def _stop_shadow(self) -> None:
+        """Before the production log closes: the shadow writes to it. What is still queued for
+        the challenger is dropped; shutdown never waits for it."""
+        if self.shadow_watcher is not None:
+            self.shadow_watcher.stop()
+        if self.shadow is not None:
+            self.shadow.close()
 
     @bentoml.on_shutdown
     def _stop_watching(self) -> None:
@@ -170,16 +238,18 @@ class Classifier:
             rows = predictor.predict_inputs(inputs)
         except UnscorableError as exc:
             raise problems_error("PredictRequest", unscorable(exc.rows)) from None
+        explanations = self._explain(served, inputs, rows) if request.explain else None
         served.count_bins(inputs)
         info = predictor.bundle.info
         predictions = []
-        for row in rows:
+        for index, row in enumerate(rows):
             predictions.append(
                 Prediction(
                     id=self.ids.issue(info.version, row.label),
                     label=row.label,
                     probabilities=row.probabilities,
                     out_of_range=row.out_of_range,
+                    explanation=None if explanations is None else explanations[index],
                 )
             )
             self.metrics.predictions.labels(info.version, row.label).inc()
@@ -206,9 +276,46 @@ class Classifier:
                     for answer, record in zip(predictions, request.records, strict=True)
                 ]
             )
+        shadow = self.shadow  # once: a reload may drop it meanwhile
+        if shadow is not None:
+            shadow.submit(
+                ShadowJob(
+                    request.records,
+                    info.version,
+                    [answer.label for answer in predictions],
+                    [answer.id for answer in predictions],
+                    time.time(),
+                )
+            )
         return PredictResponse(
             model=ModelRef(name=info.name, version=info.version), predictions=predictions
         )
+
+    @staticmethod
+    def _explain(served: Served, inputs: Inputs, rows: list[RowPrediction]) -> list[Explanation]:
+        """Each row's explanation of its predicted class (before anything is counted, so a
+        refused request leaves no trace in the metrics)."""
+        classes = served.predictor.classes
+        try:
+            found = served.explainer.explain(
+                inputs.model_input, [classes.index(row.label) for row in rows]
+            )
+        except NotExplainableError as exc:
+            raise problems_error("PredictRequest", not_explainable(str(exc))) from None
+        # Scored rows have finite probabilities, but a term of a far-out value can still
+        # overflow on its own: JSON has no infinity, so such a row is refused by name.
+        overflowing = [i for i, e in enumerate(found) if not e.is_finite()]
+        if overflowing:
+            raise problems_error("PredictRequest", unscorable(overflowing))
+        return [
+            Explanation(
+                score_kind=e.score_kind,
+                score=e.score,
+                base=e.base,
+                contributions=e.contributions,
+            )
+            for e in found
+        ]
 
     @bentoml.api(route="/feedback")
     async def feedback(self, request: FeedbackRequest, /) -> FeedbackResponse:
@@ -229,6 +336,9 @@ class Classifier:
         except AlreadyUsedError as exc:
             raise problems_error("FeedbackRequest", duplicate_feedback(str(exc))) from None
         correct = request.label == issued.label
+        shadow = self.shadow
+        if shadow is not None:
+            shadow.feedback(request.prediction_id, request.label)
         outcome = "correct" if correct else "incorrect"
         self.metrics.feedback.labels(issued.model_version, outcome).inc()
         if self.production_log is not None:
@@ -265,6 +375,71 @@ class Classifier:
             max_records=self.settings.max_records,
             feature_schema=bundle.schema,
         )
+
+    @http.get(
+        "/model-card",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The served version's model card: Markdown, or its JSON document",
+                "content": {
+                    MARKDOWN: {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            400: {
+                "description": "format is not markdown or json",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            404: {
+                "description": "The served model was packaged before model cards existed",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+        },
+    )
+    async def model_card(
+        self,
+        request: Request,
+        format: str | None = Query(
+            default=None,
+            json_schema_extra={"enum": list(CARD_FORMATS)},
+            description="markdown or json; without it, the Accept header decides (Markdown "
+            "unless it asks for application/json only)",
+        ),
+    ) -> Response:
+        """What the served version is: data, features, metrics, the gate's decision, intended
+        use (made by `cepage package` from MLflow's records; docs/api.md)."""
+        if format is not None and format not in CARD_FORMATS:
+            # Checked here, not by FastAPI (its 422 has another shape): a 400 naming the field,
+            # as every other refused input of the service.
+            return JSONResponse(
+                {
+                    "error": "1 validation error for model-card",
+                    "detail": [
+                        {
+                            "type": "enum",
+                            "loc": ["query", "format"],
+                            "msg": f"Input should be one of {list(CARD_FORMATS)}",
+                        }
+                    ],
+                },
+                status_code=400,
+            )
+        bundle = self.predictor.bundle
+        if bundle.card is None:
+            return JSONResponse(
+                {
+                    "error": f"Model {bundle.info.bento_model} has no model card: it was "
+                    "packaged before cards existed; run `cepage package` again."
+                },
+                status_code=404,
+            )
+        accept = request.headers.get("accept", "")
+        if format == "json" or (
+            format is None and "application/json" in accept and "text/markdown" not in accept
+        ):
+            return JSONResponse(bundle.card)
+        return Response(render_markdown(bundle.card), media_type=MARKDOWN)
 
 
 # `@bentoml.service` returns a Service object; its stubs still describe the decorated class.

@@ -18,9 +18,9 @@ LATENCY_BUCKETS = (
 
 # Paths behind the request guard (size limit, content type, API key).
 GUARDED_PATHS = ("/predict", "/feedback")
-# What describes the model (features, ranges, categories, metrics): readable with the API key
-# only, when one is set.
-KEYED_READ_PATHS = ("/metadata", "/metadata/openapi.json", "/docs.json")
+# What describes the model (features, ranges, categories, metrics; the model card holds all of
+# them and the gate's figures): readable with the API key only, when one is set.
+KEYED_READ_PATHS = ("/metadata", "/metadata/openapi.json", "/docs.json", "/model-card")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class ServiceSettings:
     max_body_bytes: int
     api_key: str | None = None
     production_log: ProductionLogSettings = ProductionLogSettings()
+    shadow: bool = False
+    shadow_queue: int = 1000
 
 
 def read_api_key(environ: Mapping[str, str] | None = None) -> str | None:
@@ -89,7 +91,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         # Optional: when set, POST /predict and /feedback need it (bento/guard.py).
         api_key=read_api_key(environ),
         production_log=production_log_settings(environ),
+        # The packaged @challenger answers each request too, off the response path
+        # (bento/shadow.py); the queue bounds the requests waiting for it.
+        shadow=_switch("CEPAGE_SHADOW", env.text("CEPAGE_SHADOW", "off", environ)),
+        shadow_queue=env.integer("CEPAGE_SHADOW_QUEUE", 1000, environ, minimum=1),
     )
+
+
+def _switch(name: str, text: str) -> bool:
+    """An on/off setting's value: on, true, 1 or yes; off, false, 0, no or empty."""
+    value = text.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no", ""):
+        return False
+    raise ValueError(f"{name} must be on or off, not {value!r}.")
 
 
 def production_log_settings(environ: Mapping[str, str] | None = None) -> ProductionLogSettings:

@@ -126,6 +126,11 @@ def _package(config: Settings, build: bool) -> None:
     except StepError as exc:
         fail(str(exc))
     typer.echo(f"Imported MLflow version {result.mlflow_version} as {result.model_tag}")
+    if result.challenger_version:
+        typer.echo(
+            f"Imported @challenger (version {result.challenger_version}) beside it for the "
+            "shadow (CEPAGE_SHADOW=on)"
+        )
     if result.bento_tag:
         typer.echo(f"Built Bento {result.bento_tag}")
 
@@ -161,11 +166,28 @@ def promote(
     tolerance: ToleranceOpt = None,
     floor: FloorOpt = None,
     force: Annotated[bool, typer.Option(help="Skip the gate: make --version champion.")] = False,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Judge @challenger on what the service's shadow saw instead: enough records "
+            "answered and labelled (CEPAGE_SHADOW_MIN_PREDICTIONS, _MIN_FEEDBACK), and at least "
+            "the champion's accuracy on them.",
+        ),
+    ] = False,
+    log: production.LogOpt = None,
+    since_days: production.SinceOpt = None,
 ) -> None:
     """The gate: promote the candidate to @champion if it is good enough, else @challenger."""
     if force and version is None:
         fail("--force needs --version.", EXIT_USAGE)
+    if shadow and (force or version is not None):
+        fail("--shadow judges @challenger: leave --version and --force out.", EXIT_USAGE)
     config = settings()
+    if shadow:
+        if not production.promote_on_shadow(config, log, since_days):
+            raise typer.Exit(EXIT_REJECTED)
+        return
     if force:
         from train.errors import StepError
         from train.registry import force_promote

@@ -123,3 +123,41 @@ def production(log: LogOpt = None, since_days: SinceOpt = None) -> None:
             f"{row.model_version:>8}  {row.predictions:>11}  {row.labelled:>8}  "
             f"{row.labelled_share:>6.1%}  {accuracy}"
         )
+
+
+def promote_on_shadow(config: Settings, log: str | None, since_days: int | None) -> bool:
+    """``cepage promote --shadow``: the challenger against the champion on the shadow's record,
+    printed; True when promoted."""
+    import time
+
+    from train.errors import StepError
+    from train.production import location_from
+    from train.shadow import promote_on_shadow as decide_on_shadow
+
+    since = None
+    if since_days is not None:
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - since_days * 86400))
+    try:
+        location = location_from(log or config.prediction_log)
+        decision = decide_on_shadow(config, location, since_day=since)
+    except StepError as exc:
+        fail(str(exc))
+    record = decision.record
+    agreement = "-" if record.agreement is None else f"{record.agreement:.1%}"
+    typer.echo(
+        f"Shadow of version {record.challenger_version} beside version "
+        f"{record.champion_version}: {record.predictions} records answered (agreement "
+        f"{agreement}), {record.labelled} labelled."
+    )
+    if decision.promote:
+        typer.secho(
+            f"Promoted version {record.challenger_version} to @champion: {decision.reason}.",
+            fg="green",
+        )
+    else:
+        typer.secho(
+            f"Kept version {record.champion_version} as @champion (version "
+            f"{record.challenger_version} stays @challenger): {decision.reason}.",
+            fg="yellow",
+        )
+    return decision.promote

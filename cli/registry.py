@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cli.common import fail, settings
@@ -9,7 +11,9 @@ from contracts.names import CHAMPION
 from train.gate import GateRecord, last_gate
 from train.registry import champion_version
 
-app = typer.Typer(help="Read the model registry: the champion, the last gate decision.")
+app = typer.Typer(
+    help="Read the model registry: the champion, the last gate decision, a version's model card."
+)
 
 
 @app.command()
@@ -33,6 +37,36 @@ def gate_summary() -> None:
     except StepError as exc:
         fail(str(exc))
     typer.echo(gate_markdown(record))
+
+
+@app.command("model-card")
+def model_card(
+    version: Annotated[
+        str | None, typer.Option(help="The version (default: the one behind @champion).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON document instead of Markdown.")
+    ] = False,
+) -> None:
+    """Make a version's model card from what MLflow recorded, store it on the version's run
+    (model_card/model_card.md and .json) and print it. `cepage package` does the same for the
+    version it packages."""
+    import json
+
+    from train.errors import StepError
+    from train.model_card import build_card, store_card
+    from train.package import project_dir
+    from train.tracking import connect
+
+    config = settings()
+    try:
+        client = connect(config, create=False)
+        chosen = version or champion_version(config)
+        card = build_card(client, config.model_name, chosen, project_dir())
+        store_card(client, card.document["model"]["run_id"], card)
+    except StepError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(card.document, indent=2) if as_json else card.markdown)
 
 
 def _f1(value: float | None) -> str:

@@ -52,6 +52,12 @@ LABEL_MODEL_DIGEST: Final = "model_sha256"
 TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree", "numpy.dtype")
 
 
+def challenger_store_name(model_name: str = MODEL_NAME) -> str:
+    """The BentoML store's name for the packaged @challenger (the shadow's model): another name
+    than the champion's, so the newest ``model_name`` is always the served champion."""
+    return f"{model_name}-{CHALLENGER}"
+
+
 def champion_uri(model_name: str = MODEL_NAME) -> str:
     """The MLflow URI of the served version of ``model_name``."""
     return f"models:/{model_name}@{CHAMPION}"

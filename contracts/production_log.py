@@ -1,11 +1,16 @@
 """The production log's layout: what the service writes (``bento/production_log.py``) and a
 reader (the training side's dataset builder) reads, one home for each name.
 
-Two Parquet datasets under one root (``CEPAGE_PREDICTION_LOG``: a directory or
+Parquet datasets under one root (``CEPAGE_PREDICTION_LOG``: a directory or
 ``s3://bucket/prefix``), partitioned Hive-style::
 
     <root>/predictions/date=YYYY-MM-DD/model_version=V/part-<pid>-<utc stamp>-<random>.parquet
     <root>/feedback/date=YYYY-MM-DD/part-<pid>-<utc stamp>-<random>.parquet
+    <root>/shadow/date=YYYY-MM-DD/model_version=V/part-<pid>-<utc stamp>-<random>.parquet
+
+``shadow`` holds what the shadow challenger (``bento/shadow.py``) answered to the same records,
+one row per prediction it scored: ``model_version`` and ``label`` are the challenger's, beside
+the champion's (``champion_version``, ``champion_label``).
 
 ``date`` is the UTC day of the rows' ``time``. Partition values are strings: read them as such
 (``pyarrow.dataset.partitioning(pyarrow.schema([(k, pyarrow.string()) for k in
@@ -34,13 +39,15 @@ S3_SCHEME: Final = "s3://"
 
 PREDICTIONS: Final = "predictions"
 FEEDBACK: Final = "feedback"
-DATASETS: Final = (PREDICTIONS, FEEDBACK)
+SHADOW: Final = "shadow"
+DATASETS: Final = (PREDICTIONS, FEEDBACK, SHADOW)
 
 DATE: Final = "date"
 MODEL_VERSION: Final = "model_version"
 PARTITION_KEYS: Final[dict[str, tuple[str, ...]]] = {
     PREDICTIONS: (DATE, MODEL_VERSION),
     FEEDBACK: (DATE,),
+    SHADOW: (DATE, MODEL_VERSION),
 }
 
 # Columns. `time` is timestamp[ms, UTC]; `probabilities` map<string, double>; `out_of_range`
@@ -67,6 +74,18 @@ PREDICTION_COLUMNS: Final = (
 )
 # `label` is the true class the caller gave, `predicted` what the id says the model answered.
 FEEDBACK_COLUMNS: Final = (PREDICTION_ID, TIME, LABEL, PREDICTED, MODEL_VERSION, WHO)
+CHAMPION_VERSION: Final = "champion_version"
+CHAMPION_LABEL: Final = "champion_label"
+SHADOW_COLUMNS: Final = (
+    PREDICTION_ID,
+    TIME,
+    MODEL_NAME,
+    MODEL_VERSION,
+    LABEL,
+    PROBABILITIES,
+    CHAMPION_VERSION,
+    CHAMPION_LABEL,
+)
 # The caller of a feedback when the service has no API key.
 ANONYMOUS: Final = "anonymous"
 

@@ -83,7 +83,14 @@ def plan(settings: Settings) -> dict[str, Child]:
             settings.ui_port,
             "/_stcore/health",
             _url(host, settings.ui_port),
-            {**os.environ, "CEPAGE_API_URL": settings.api_url},
+            {
+                **os.environ,
+                "CEPAGE_API_URL": settings.api_url,
+                # MLflow's experiments page: `cepage report` logs to <experiment>-monitoring.
+                "CEPAGE_DRIFT_REPORTS_URL": os.environ.get(
+                    "CEPAGE_DRIFT_REPORTS_URL", f"{_url(host, settings.mlflow_port)}/#/experiments"
+                ),
+            },
         ),
     ]
     for name, argv, port, health in monitoring_plan(settings):

@@ -15,7 +15,6 @@ import pandas as pd
 
 from contracts.features import canonical_category
 from contracts.names import (
-    CHALLENGER,
     CHAMPION,
     GATE_CANDIDATE_F1_TAG,
     GATE_CHAMPION_F1_TAG,
@@ -28,7 +27,7 @@ from contracts.names import (
 )
 from train.artifacts import digest, download, feature_list, load_estimator, model_file
 from train.evaluate import evaluate
-from train.registry import get_alias, get_version, latest_version, set_champion
+from train.registry import get_alias, get_version, latest_version, set_challenger, set_champion
 from train.schema import model_frame
 from train.settings import Settings
 from train.tracking import StoreError, connect
@@ -228,7 +227,7 @@ def promote(
                 None,
             )
             _record(client, name, cand_version, decision)
-            client.set_registered_model_alias(name, CHALLENGER, cand_version)
+            set_challenger(client, name, cand_version, judged.digest)
             return cand_version, decision
 
     decision = decide(candidate_f1, champion_f1, tolerance=tolerance, floor=floor)
@@ -251,7 +250,7 @@ def promote(
     if decision.promote:
         set_champion(client, name, cand_version, champion, judged.digest)
     else:
-        client.set_registered_model_alias(name, CHALLENGER, cand_version)
+        set_challenger(client, name, cand_version, judged.digest)
     return cand_version, decision
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.model_card import METADATA_KEY as CARD_METADATA_KEY
 from contracts.names import (
+    CHALLENGER,
     CHAMPION,
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
@@ -16,9 +19,11 @@ from contracts.names import (
     LABELLED_METRICS,
     MLFLOW_MODEL_DIR,
     MODEL_DIGEST_TAG,
+    challenger_store_name,
     champion_uri,
 )
 from train.artifacts import digest, load_estimator, model_file
+from train.model_card import build_card, store_card
 from train.registry import get_alias
 from train.settings import Settings
 from train.tracking import StoreError, connect
@@ -31,6 +36,7 @@ class PackageResult:
     model_tag: str
     mlflow_version: str
     bento_tag: str | None
+    challenger_version: str | None = None  # packaged beside it for the shadow, if any
 
 
 def import_champion(settings: Settings) -> tuple[str, str]:
@@ -54,16 +60,11 @@ def import_champion(settings: Settings) -> tuple[str, str]:
             "promoted before digests were recorded. Record it with "
             f"`cepage promote --version {champion.version} --force`, then package again."
         )
-    run = client.get_run(str(champion.run_id))
-    labels = {
-        LABEL_MODEL_DIGEST: recorded,
-        LABEL_MLFLOW_VERSION: str(champion.version),
-        LABEL_MLFLOW_RUN_ID: str(champion.run_id),
-        LABEL_MLFLOW_MODEL: name,
-    }
-    for key in LABELLED_METRICS:
-        if key in run.data.metrics:
-            labels[key] = f"{run.data.metrics[key]:.4f}"  # labels are strings
+    labels = _labels(client, champion, recorded, name)
+
+    # The card first: a version whose card cannot be made (not logged by `cepage train`) is
+    # refused before anything enters the store.
+    card = build_card(client, name, str(champion.version), project_dir())
 
     import bentoml
 
@@ -71,10 +72,74 @@ def import_champion(settings: Settings) -> tuple[str, str]:
         name,
         champion_uri(name),
         labels=labels,
-        metadata={"mlflow_tracking_uri": _public_uri(settings.tracking_uri)},
+        metadata={
+            "mlflow_tracking_uri": _public_uri(settings.tracking_uri),
+            # A JSON string, not a mapping: model.yaml then gives it back exactly as made.
+            CARD_METADATA_KEY: json.dumps(card.document),
+        },
     )
     _check_imported(model, recorded, str(champion.version))
+    # Stored with the version once it is packaged: each packaging makes it anew, so the card
+    # on the run is the one the last Bento of this version carries.
+    store_card(client, str(champion.run_id), card)
     return str(model.tag), str(champion.version)
+
+
+def import_challenger(settings: Settings) -> tuple[str, str] | None:
+    """Import ``models:/NAME@challenger`` into the store as ``NAME-challenger`` for the service's
+    shadow (``CEPAGE_SHADOW``), checked like the champion (allow-list, the digest the gate
+    recorded when it judged it); return (model tag, MLflow version), or None when the registry
+    has no challenger apart from the champion, in which case any challenger left in the store is
+    removed (a promoted or replaced one must not be shadowed)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    client = connect(settings, create=False)
+    name = settings.model_name
+    store_name = challenger_store_name(name)
+    challenger = get_alias(client, name, CHALLENGER)
+    champion = get_alias(client, name, CHAMPION)
+    if challenger is None or (champion is not None and challenger.version == champion.version):
+        try:
+            stale = bentoml.models.list(store_name)
+        except NotFound:
+            stale = []
+        for model in stale:
+            bentoml.models.delete(model.tag)
+        return None
+    recorded = (challenger.tags or {}).get(MODEL_DIGEST_TAG)
+    if not recorded:
+        raise StoreError(
+            f"Version {challenger.version} (@{CHALLENGER}) has no recorded model digest: judge it "
+            f"again with `cepage promote --version {challenger.version}`, then package again."
+        )
+    card = build_card(client, name, str(challenger.version), project_dir())
+    model = bentoml.mlflow.import_model(
+        store_name,
+        f"models:/{name}@{CHALLENGER}",
+        labels=_labels(client, challenger, recorded, name),
+        metadata={
+            "mlflow_tracking_uri": _public_uri(settings.tracking_uri),
+            CARD_METADATA_KEY: json.dumps(card.document),
+        },
+    )
+    _check_imported(model, recorded, str(challenger.version))
+    return str(model.tag), str(challenger.version)
+
+
+def _labels(client: Any, version: Any, recorded: str, name: str) -> dict[str, str]:
+    """The store labels of a registered version: where it comes from, its digest, its metrics."""
+    run = client.get_run(str(version.run_id))
+    labels = {
+        LABEL_MODEL_DIGEST: recorded,
+        LABEL_MLFLOW_VERSION: str(version.version),
+        LABEL_MLFLOW_RUN_ID: str(version.run_id),
+        LABEL_MLFLOW_MODEL: name,
+    }
+    for key in LABELLED_METRICS:
+        if key in run.data.metrics:
+            labels[key] = f"{run.data.metrics[key]:.4f}"  # labels are strings
+    return labels
 
 
 def _check_imported(model: Any, recorded: str, version: str) -> None:
@@ -100,8 +165,12 @@ def _check_imported(model: Any, recorded: str, version: str) -> None:
         )
 
 
-def build_bento(project_dir: Path) -> str:
-    """Build the Bento described by ``bentofile.yaml`` in ``project_dir``; return its tag."""
+def build_bento(project_dir: Path, models: list[str] | None = None) -> str:
+    """Build the Bento described by ``bentofile.yaml`` in ``project_dir``; return its tag.
+
+    ``models``: the store's models the Bento carries (the champion and the shadow's challenger),
+    instead of the one the service declares.
+    """
     bentofile = project_dir / "bentofile.yaml"
     if not bentofile.is_file():
         raise StoreError(
@@ -110,15 +179,28 @@ def build_bento(project_dir: Path) -> str:
         )
     import bentoml
 
-    bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(project_dir))
-    return str(bento.tag)
+    if not models:
+        bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(project_dir))
+        return str(bento.tag)
+    import yaml
+
+    config = yaml.safe_load(bentofile.read_text())
+    config["models"] = models
+    return str(bentoml.bentos.build(**config, build_ctx=str(project_dir)).tag)
 
 
 def package(settings: Settings, *, build: bool = True) -> PackageResult:
     """Import the champion and (unless ``build`` is False) build the Bento."""
     model_tag, version = import_champion(settings)
-    bento_tag = build_bento(project_dir()) if build else None
-    return PackageResult(model_tag=model_tag, mlflow_version=version, bento_tag=bento_tag)
+    challenger = import_challenger(settings)
+    models = None if challenger is None else [model_tag, challenger[0]]
+    bento_tag = build_bento(project_dir(), models) if build else None
+    return PackageResult(
+        model_tag=model_tag,
+        mlflow_version=version,
+        bento_tag=bento_tag,
+        challenger_version=None if challenger is None else challenger[1],
+    )
 
 
 def project_dir() -> Path:

@@ -62,6 +62,13 @@ def set_champion(
         client.delete_registered_model_alias(name, CHALLENGER)
 
 
+def set_challenger(client: MlflowClient, name: str, version: str, sha256: str) -> None:
+    """``version`` becomes challenger, with the digest of the file the gate judged: packaging it
+    for the shadow (``cepage package``) checks the file against it, as for a champion."""
+    client.set_model_version_tag(name, version, MODEL_DIGEST_TAG, sha256)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+
+
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 

@@ -50,6 +50,10 @@ class Settings:
     """Macro-F1 the candidate may lose vs the champion on production rows (None: gate_tolerance)."""
     api_key: str | None = None
     """The service's API key, sent by `cepage predict` (CEPAGE_API_KEY_FILE or CEPAGE_API_KEY)."""
+    shadow_min_predictions: int = 200
+    """`cepage promote --shadow`: the fewest records the shadow challenger must have answered."""
+    shadow_min_feedback: int = 50
+    """... and the fewest of them with a label, on which both models' accuracies are compared."""
 
     @property
     def api_url(self) -> str:
@@ -105,6 +109,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             else None
         ),
         api_key=env.secret("CEPAGE_API_KEY", environ),
+        shadow_min_predictions=env.integer(
+            "CEPAGE_SHADOW_MIN_PREDICTIONS", 200, environ, minimum=1
+        ),
+        shadow_min_feedback=env.integer("CEPAGE_SHADOW_MIN_FEEDBACK", 50, environ, minimum=1),
     )
 
 

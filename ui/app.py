@@ -16,6 +16,7 @@ import streamlit as st
 from ui.batch_tab import batch_tab
 from ui.client import ApiClient, ApiError
 from ui.form import describe_feature, readable_label
+from ui.model_card_tab import model_card_tab
 from ui.responses import Metadata
 from ui.settings import UiSettings, load_settings
 from ui.single_tab import single_tab
@@ -57,16 +58,23 @@ def main() -> None:
         return
     _sidebar_model(metadata)
     _sidebar_production(client)
+    if settings.drift_reports_url:
+        st.sidebar.markdown(
+            f"[Drift reports]({settings.drift_reports_url}): production against the training "
+            "data, the latest first (`cepage report`; operators' MLflow)"
+        )
     schema = metadata.schema
     st.caption(
         f"Predicts **{readable_label(schema.target)}** ({', '.join(schema.classes)}) from "
         f"{len(schema.features)} features with {metadata.name} version {metadata.version}."
     )
-    single, batch = st.tabs(["Single prediction", "Batch"])
+    single, batch, card = st.tabs(["Single prediction", "Batch", "Model card"])
     with single:
         single_tab(client, metadata)
     with batch:
         batch_tab(client, metadata, settings)
+    with card:
+        model_card_tab(client, metadata)
 
 
 def _settings() -> UiSettings | None:

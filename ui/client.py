@@ -107,7 +107,8 @@ def normalize_url(url: str) -> str:
 
 
 class ApiClient:
-    """Calls ``GET /metadata``, ``POST /predict`` and ``POST /feedback`` of one service."""
+    """Calls ``GET /metadata``, ``POST /predict``, ``POST /feedback``, ``GET /model-card`` and
+    ``GET /metrics`` of one service."""
 
     def __init__(
         self,
@@ -131,13 +132,21 @@ class ApiClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("/metadata", exc) from None
 
-    def predict(self, records: Sequence[Mapping[str, Value]]) -> list[Prediction]:
-        """Score ``records`` (each maps feature names to their JSON values), in order."""
-        body = self._request("POST", "/predict", {"records": [dict(r) for r in records]})
+    def predict(
+        self, records: Sequence[Mapping[str, Value]], *, explain: bool = False
+    ) -> list[Prediction]:
+        """Score ``records`` (each maps feature names to their JSON values), in order; with
+        ``explain``, each prediction carries its explanation."""
+        payload: dict[str, Any] = {"records": [dict(r) for r in records]}
+        if explain:  # only then: the service answers without computing any
+            payload["explain"] = True
+        body = self._request("POST", "/predict", payload)
         try:
             predictions = [parse_prediction(p) for p in body["predictions"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("/predict", exc) from None
+        if explain and any(p.explanation is None for p in predictions):
+            raise self._unexpected("/predict", "no explanation came back")
         if len(predictions) != len(records):
             raise ApiError(
                 f"The API at {self.base_url} answered {len(predictions)} predictions "
@@ -158,6 +167,13 @@ class ApiClient:
             )
         except (KeyError, TypeError) as exc:
             raise self._unexpected("/feedback", exc) from None
+
+    def model_card(self) -> str:
+        """``GET /model-card``: the served version's model card, as Markdown."""
+        response = self._response("GET", "/model-card?format=markdown")
+        if not response.headers.get("content-type", "").startswith("text/markdown"):
+            raise self._unexpected("/model-card", "the body is not Markdown")
+        return response.text
 
     def production(self) -> list[VersionCounts]:
         """``GET /metrics``: what the service answered and was told, per model version."""

@@ -70,13 +70,28 @@ class Metadata:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why the predicted class got its score: ``base + sum(contributions) == score``.
+
+    ``score_kind`` is ``logit`` (a linear model) or ``probability`` (a tree ensemble);
+    ``contributions`` has every feature, in the schema's order.
+    """
+
+    score_kind: str
+    score: float
+    base: float
+    contributions: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """The service's answer for one record."""
+    """The service's answer for one record (``explanation`` only when it was asked for)."""
 
     id: str
     label: str
     probabilities: dict[str, float]
     out_of_range: tuple[str, ...]
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True)
@@ -151,4 +166,17 @@ def parse_prediction(item: Mapping[str, Any]) -> Prediction:
         label=str(item["label"]),
         probabilities={str(k): float(v) for k, v in item["probabilities"].items()},
         out_of_range=tuple(str(name) for name in item.get("out_of_range", [])),
+        explanation=None
+        if item.get("explanation") is None
+        else parse_explanation(item["explanation"]),
+    )
+
+
+def parse_explanation(item: Mapping[str, Any]) -> Explanation:
+    """A prediction's ``explanation`` (KeyError/TypeError/ValueError when malformed)."""
+    return Explanation(
+        score_kind=str(item["score_kind"]),
+        score=float(item["score"]),
+        base=float(item["base"]),
+        contributions={str(k): float(v) for k, v in item["contributions"].items()},
     )

@@ -33,6 +33,9 @@ class UiSettings:
     """Largest CSV a visitor may upload for batch scoring, in MB."""
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
     """Most rows scored from one uploaded CSV."""
+    drift_reports_url: str | None = None
+    """Where the drift reports are (``cepage report``'s runs in MLflow): a link in the sidebar,
+    never fetched by the UI (it talks to the service only)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
@@ -55,4 +58,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> UiSettings:
         max_batch_rows=env.integer(
             "CEPAGE_UI_MAX_BATCH_ROWS", DEFAULT_MAX_BATCH_ROWS, environ, minimum=1
         ),
+        drift_reports_url=_link(
+            "CEPAGE_DRIFT_REPORTS_URL", env.optional_text("CEPAGE_DRIFT_REPORTS_URL", environ)
+        ),
     )
+
+
+def _link(name: str, url: str | None) -> str | None:
+    """An http(s) URL shown as a link: another scheme (``javascript:``) is refused."""
+    if url is None:
+        return None
+    if not url.startswith(("https://", "http://")) or any(c in url for c in " ()[]<>"):
+        raise ValueError(f"{name} must be an http(s) URL, not {url!r}.")
+    return url

@@ -17,11 +17,22 @@ from ui.form import (
     option_label,
     readable_label,
 )
-from ui.responses import Feature, FeedbackResult, Metadata, Prediction, Record, Value
+from ui.responses import (
+    Explanation,
+    Feature,
+    FeedbackResult,
+    Metadata,
+    Prediction,
+    Record,
+    Value,
+)
 
 # Session-state keys of the tab's own state (distinct from the widgets' keys).
 PREDICTION_KEY = "cepage.last_prediction"
 FEEDBACK_KEY = "cepage.last_feedback"
+EXPLAIN_KEY = "explain"  # the form's "Explain" checkbox
+# Bars in the explanation chart: the features that moved the score most (the rest are summed).
+MAX_EXPLAINED = 15
 FORM_COLUMNS = 3
 
 
@@ -29,7 +40,7 @@ def single_tab(client: ApiClient, metadata: Metadata) -> None:
     record = _feature_form(metadata)
     if record is not None:
         try:
-            [prediction] = client.predict([record])
+            [prediction] = client.predict([record], explain=bool(st.session_state.get(EXPLAIN_KEY)))
         except ApiError as exc:
             st.error(str(exc))
             return
@@ -53,6 +64,11 @@ def _feature_form(metadata: Metadata) -> Record | None:
         for index, feature in enumerate(features):
             with columns[index % FORM_COLUMNS]:
                 _input(input_spec(feature), keys[feature.name])
+        st.checkbox(
+            "Explain",
+            key=EXPLAIN_KEY,
+            help="Also show how much each feature pushed the predicted class up or down.",
+        )
         submitted = st.form_submit_button("Predict", type="primary")
     if not submitted:
         return None
@@ -126,6 +142,56 @@ def _show_prediction(metadata: Metadata, prediction: Prediction, record: Record)
         }
     )
     st.vega_lite_chart(chart, _probability_chart(readable_label(schema.target)))
+    if prediction.explanation is not None:
+        _show_explanation(prediction.label, prediction.explanation)
+
+
+SCORE_NAMES = {"logit": "log-odds", "probability": "probability"}
+
+
+def _show_explanation(label: str, explanation: Explanation) -> None:
+    """The contributions as horizontal bars, largest first, with the sum they make."""
+    kind = SCORE_NAMES.get(explanation.score_kind, explanation.score_kind)
+    st.markdown(f"**Why {label}?** How each feature moved the {kind} of {label}:")
+    st.vega_lite_chart(_explanation_rows(explanation.contributions), _explanation_chart(kind))
+    st.caption(
+        f"Starting from {explanation.base:.3f} (the model's {kind} before any feature), the "
+        f"contributions add up to {explanation.score:.3f}, the {kind} of {label}. Green bars "
+        "push towards it, red ones away (docs/ui.md, 'Why this prediction')."
+    )
+
+
+def _explanation_rows(contributions: dict[str, float]) -> pd.DataFrame:
+    """One bar per feature, largest change first; past :data:`MAX_EXPLAINED`, one for the rest."""
+    ranked = sorted(contributions.items(), key=lambda item: -abs(item[1]))
+    shown = [(readable_label(name), value) for name, value in ranked[:MAX_EXPLAINED]]
+    rest = ranked[MAX_EXPLAINED:]
+    if rest:
+        shown.append((f"{len(rest)} other features", sum(v for _, v in rest)))
+    return pd.DataFrame(
+        {
+            "feature": [name for name, _ in shown],
+            "contribution": [value for _, value in shown],
+            "direction": ["towards" if value >= 0 else "away" for _, value in shown],
+        }
+    )
+
+
+def _explanation_chart(kind: str) -> dict[str, Any]:
+    return {
+        "mark": {"type": "bar", "tooltip": True},
+        "height": {"step": 24},
+        "encoding": {
+            "y": {"field": "feature", "type": "nominal", "sort": None, "title": None},
+            "x": {"field": "contribution", "type": "quantitative", "title": f"Change of {kind}"},
+            "color": {
+                "field": "direction",
+                "type": "nominal",
+                "scale": {"domain": ["towards", "away"], "range": ["#2e7d32", "#c62828"]},
+                "legend": None,
+            },
+        },
+    }
 
 
 def _probability_chart(title: str) -> dict[str, Any]:

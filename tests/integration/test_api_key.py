@@ -1,6 +1,6 @@
 """The optional API key on a real service: /predict, /feedback and what describes the model
-(/metadata, the OpenAPI documents) need it, health and /metrics stay open, and the UI's client
-and `cepage predict` send it when configured."""
+(/metadata, the OpenAPI documents, the model card) need it, health and /metrics stay open, and
+the UI's client and `cepage predict` send it when configured."""
 
 from __future__ import annotations
 
@@ -65,7 +65,12 @@ def test_health_and_metrics_stay_open(keyed_url: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "names_features"),
-    [("/metadata", True), ("/docs.json", True), ("/metadata/openapi.json", False)],
+    [
+        ("/metadata", True),
+        ("/docs.json", True),
+        ("/metadata/openapi.json", False),
+        ("/model-card", True),
+    ],
 )
 def test_what_describes_the_model_needs_the_key(
     keyed_url: str, path: str, names_features: bool

@@ -171,9 +171,10 @@ def promql_texts() -> list[tuple[str, str]]:
 def test_every_query_names_a_recorded_rule_or_a_metric_the_service_declares() -> None:
     """A misspelt name is not an error to Prometheus or Grafana, just an empty panel or an alert
     that can never fire: every ``cepage:`` name is recorded, every ``cepage_`` metric is one
-    bento/metrics.py registers (histograms with their _bucket/_sum/_count series)."""
+    bento/metrics.py or bento/shadow.py registers (histograms with their _bucket/_sum/_count
+    series)."""
     recorded = {r["record"] for g in rule_groups() for r in g["rules"] if "record" in r}
-    service = (ROOT / "bento" / "metrics.py").read_text()
+    service = "".join((ROOT / "bento" / f).read_text() for f in ("metrics.py", "shadow.py"))
     declared = set(re.findall(r'"(cepage_[a-z0-9_]+)"', service))
     unknown = []
     for where, text in promql_texts():

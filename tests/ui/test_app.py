@@ -276,3 +276,20 @@ def test_the_sidebar_shows_what_production_answered_per_version(
 
 def answered_version(api_url: str) -> str:
     return str(requests.get(f"{api_url}/metadata", timeout=10).json()["version"])
+
+
+def test_the_drift_reports_link_comes_from_the_deployment_only(
+    monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path
+) -> None:
+    monkeypatch.setenv("CEPAGE_API_URL", api_url)
+    monkeypatch.delenv("CEPAGE_DRIFT_REPORTS_URL", raising=False)
+    without = start(app_path)
+    assert not [m for m in without.sidebar.markdown if "Drift reports" in m.value]
+    monkeypatch.setenv("CEPAGE_DRIFT_REPORTS_URL", "https://mlflow.example.org/#/experiments/7")
+    linked = start(app_path)
+    (link,) = [m.value for m in linked.sidebar.markdown if "Drift reports" in m.value]
+    assert "[Drift reports](https://mlflow.example.org/#/experiments/7)" in link
+    # A link a visitor would click: no other scheme than http(s).
+    monkeypatch.setenv("CEPAGE_DRIFT_REPORTS_URL", "javascript:alert(1)")
+    refused = AppTest.from_file(str(app_path), default_timeout=TIMEOUT).run()
+    assert any("must be an http(s) URL" in e.value for e in refused.error)

@@ -144,6 +144,56 @@ def test_mixed_data_form_in_a_real_browser(
     assert (tmp_path / "mixed.png").stat().st_size > 0
 
 
+def test_explanation_bars_in_a_real_browser(
+    chromium: Path, ui_url: str, api_url: str, served: Metadata, tmp_path: Path
+) -> None:
+    """Tick *Explain*, predict: a second chart is drawn under the probabilities, with the
+    service's base and score in its caption."""
+    from playwright.sync_api import sync_playwright
+
+    record = {f.name: _form_default(f) for f in served.schema.features}
+    response = requests.post(
+        f"{api_url}/predict", json={"records": [record], "explain": True}, timeout=30
+    )
+    response.raise_for_status()
+    expected = response.json()["predictions"][0]
+    explanation = expected["explanation"]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(ui_url)
+            page.get_by_role("button", name="Predict").wait_for(timeout=WAIT_MS)
+            page.get_by_text("Explain", exact=True).click()
+            page.get_by_role("button", name="Predict").click()
+            page.get_by_text(f"Why {expected['label']}?").wait_for(timeout=WAIT_MS)
+            page.get_by_text(f"Starting from {explanation['base']:.3f}", exact=False).wait_for(
+                timeout=WAIT_MS
+            )
+            charts = page.get_by_test_id("stVegaLiteChart")
+            charts.nth(1).wait_for(timeout=WAIT_MS)
+            assert charts.count() == 2
+            # Vega draws the bars on a canvas of its own: drawn, and not empty.
+            # One bar per feature, drawn by Vega with the service's figure in its label.
+            bars = charts.nth(1).locator('path[aria-roledescription="bar"]')
+            bars.first.wait_for(timeout=WAIT_MS)
+            labels = [bars.nth(i).get_attribute("aria-label") or "" for i in range(bars.count())]
+            contributions = explanation["contributions"]
+            assert len(labels) == len(contributions)
+            for name, value in contributions.items():
+                [label] = [t for t in labels if f"feature: {readable_label(name)};" in t]
+                shown = label.split(":", 1)[1].split(";", 1)[0]
+                drawn = float(shown.replace("\N{MINUS SIGN}", "-"))  # Vega's typographic minus
+                assert drawn == pytest.approx(value, abs=1e-9)
+            assert f"{explanation['score']:.3f}" in page.content()
+            assert page.get_by_text("Traceback").count() == 0
+            page.screenshot(path=str(tmp_path / "explained.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "explained.png").stat().st_size > 0
+
+
 def _form_default(feature: Feature) -> float:
     """What a wine feature's input starts at (a wine feature is never empty)."""
     value = number_spec(feature).value

@@ -78,3 +78,21 @@ def test_metrics_and_environment() -> None:
     }
     on = with_log_setting(caller, SERVERS["cepage-log"], home)
     assert on == {"X": "y", "CEPAGE_PREDICTION_LOG": str(home / "cepage-log-production")}
+
+
+def test_the_shadow_pair_is_compared_and_run_with_cepage() -> None:
+    from bench.report import SHADOW_ON
+    from bench.serving import groups
+
+    off = server("cepage", cell(1, 1000, 3.0), cell(32, 1000, 200.0))
+    shadow = server(SHADOW_ON, cell(1, 950, 3.1), cell(32, 700, 260.0))
+    lines = "\n".join(log_comparison([off, shadow], [1, 32], SHADOW_ON, "shadow"))
+    assert "| clients | req/s shadow off | req/s shadow on |" in lines
+    assert "shadow on ÷ off, req/s at 32 clients: **0.70x** — target ≥ 0.90x: MISSED" in lines
+    assert "log rows" not in lines
+    block = render(machine={}, settings={}, floor=None, servers=[off, shadow], clients=[1, 32])
+    assert "Shadow challenger on ÷ off (this run, 1 worker each):" in block
+    order = ["cepage", "cepage-log", "mlflow", SHADOW_ON]
+    assert groups(order, True) == [("cepage", "cepage-log", SHADOW_ON), ("mlflow",)]
+    assert groups(order, False) == [(k,) for k in order]
+    assert groups(["mlflow", SHADOW_ON], True) == [("mlflow",), (SHADOW_ON,)]

@@ -214,6 +214,18 @@ def test_the_weekly_drift_report_runs_before_the_retrain_and_is_kept() -> None:
     assert retrain.jobs["retrain"]["if"] == "${{ !cancelled() }}"
 
 
+def test_the_release_publishes_the_model_card_of_what_it_packaged() -> None:
+    steps = BY_NAME["release"].jobs["images"]["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    package = next(i for i, run in enumerate(runs) if "cepage package" in run)
+    card = next(i for i, run in enumerate(runs) if "cepage registry model-card" in run)
+    assert package < card
+    assert "--json" in runs[card] and "GITHUB_STEP_SUMMARY" in runs[card]
+    upload = next(s for s in steps[card:] if "actions/upload-artifact@" in str(s.get("uses", "")))
+    assert upload["with"]["name"] == "model-card-${{ steps.tag.outputs.image_tag }}"
+    assert upload["with"]["path"] == "${{ runner.temp }}/model-card/"
+
+
 def _signing_identity(repository: str) -> re.Pattern[str]:
     """The certificate identity deploy.yml verifies, as its script builds it for ``repository``."""
     script = str(
