@@ -175,22 +175,17 @@ class Classifier:
         self._challenger_tag = ""
 
     @bentoml.on_shutdown
-    def _stop_shadow(self) -> None:
-        """Before the production log closes: the shadow writes to it. What is still queued for
-        the challenger is dropped; shutdown never waits for it."""
+    def _shutdown(self) -> None:
+        """One hook, in order (BentoML runs several in name order, not in the order written):
+        the watchers, then the shadow (what is still queued for the challenger is dropped;
+        shutdown never waits for it), then the production log, which the shadow writes to and
+        which writes what it holds (SIGTERM and SIGINT reach here through uvicorn's graceful
+        shutdown, after the requests in flight are answered)."""
+        self.watcher.stop()
         if self.shadow_watcher is not None:
             self.shadow_watcher.stop()
         if self.shadow is not None:
             self.shadow.close()
-
-    @bentoml.on_shutdown
-    def _stop_watching(self) -> None:
-        self.watcher.stop()
-
-    @bentoml.on_shutdown
-    def _close_production_log(self) -> None:
-        """Write what the log holds (SIGTERM and SIGINT reach here through uvicorn's graceful
-        shutdown, after the requests in flight are answered)."""
         if self.production_log is not None:
             self.production_log.close()
 

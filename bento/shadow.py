@@ -201,6 +201,7 @@ class Shadow:
             self._queue.put_nowait(None)
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._metrics.info.labels(self.version).set(0)
 
     def wait_idle(self, timeout: float) -> bool:
         """Until every queued job is scored (tests, benchmarks); False on timeout."""
@@ -219,10 +220,13 @@ class Shadow:
     def _run(self) -> None:
         while True:
             batch = self._take()
+            jobs = [job for job in batch if job is not None]
             try:
-                jobs = [job for job in batch if job is not None]
                 if jobs:
                     self._score(jobs)
+            except Exception:  # counting or logging failed: the thread must outlive it
+                self._metrics.requests.labels("failed").inc(len(jobs))
+                logger.exception("The shadow could not record a batch; it goes on.")
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -287,12 +291,13 @@ class Shadow:
         self._metrics.requests.labels("scored").inc(len(accepted))
         offset = 0
         for job in accepted:
-            self._record(job, rows[offset : offset + len(job.records)])
+            # The predictor that scored them: install() may have swapped it meanwhile.
+            self._record(predictor, job, rows[offset : offset + len(job.records)])
             offset += len(job.records)
 
-    def _record(self, job: ShadowJob, rows: list[RowPrediction]) -> None:
-        """Count, remember and log what the challenger answered to one job's records."""
-        info = self.predictor.bundle.info
+    def _record(self, predictor: Predictor, job: ShadowJob, rows: list[RowPrediction]) -> None:
+        """Count, remember and log what ``predictor`` answered to one job's records."""
+        info = predictor.bundle.info
         counted = self._metrics.predictions
         with self._lock:
             for pid, row in zip(job.prediction_ids, rows, strict=True):

@@ -131,6 +131,11 @@ def _package(config: Settings, build: bool) -> None:
             f"Imported @challenger (version {result.challenger_version}) beside it for the "
             "shadow (CEPAGE_SHADOW=on)"
         )
+    if result.challenger_refused:
+        typer.secho(
+            f"Note: the @challenger was not packaged for the shadow: {result.challenger_refused}",
+            fg="yellow",
+        )
     if result.bento_tag:
         typer.echo(f"Built Bento {result.bento_tag}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,6 +48,13 @@ def model_card(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON document instead of Markdown.")
     ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write model_card.md and model_card.json (the same card) into this folder.",
+        ),
+    ] = None,
 ) -> None:
     """Make a version's model card from what MLflow recorded, store it on the version's run
     (model_card/model_card.md and .json) and print it. `cepage package` does the same for the
@@ -66,7 +74,12 @@ def model_card(
         store_card(client, card.document["model"]["run_id"], card)
     except StepError as exc:
         fail(str(exc))
-    typer.echo(json.dumps(card.document, indent=2) if as_json else card.markdown)
+    text = json.dumps(card.document, indent=2)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model_card.md").write_text(card.markdown)
+        (out / "model_card.json").write_text(text + "\n")
+    typer.echo(text if as_json else card.markdown)
 
 
 def _f1(value: float | None) -> str:

@@ -23,6 +23,7 @@ from contracts.names import (
     champion_uri,
 )
 from train.artifacts import digest, load_estimator, model_file
+from train.errors import StepError
 from train.model_card import build_card, store_card
 from train.registry import get_alias
 from train.settings import Settings
@@ -37,6 +38,7 @@ class PackageResult:
     mlflow_version: str
     bento_tag: str | None
     challenger_version: str | None = None  # packaged beside it for the shadow, if any
+    challenger_refused: str | None = None  # why the registry's challenger was not packaged
 
 
 def import_champion(settings: Settings) -> tuple[str, str]:
@@ -92,7 +94,6 @@ def import_challenger(settings: Settings) -> tuple[str, str] | None:
     has no challenger apart from the champion, in which case any challenger left in the store is
     removed (a promoted or replaced one must not be shadowed)."""
     import bentoml
-    from bentoml.exceptions import NotFound
 
     client = connect(settings, create=False)
     name = settings.model_name
@@ -100,12 +101,7 @@ def import_challenger(settings: Settings) -> tuple[str, str] | None:
     challenger = get_alias(client, name, CHALLENGER)
     champion = get_alias(client, name, CHAMPION)
     if challenger is None or (champion is not None and challenger.version == champion.version):
-        try:
-            stale = bentoml.models.list(store_name)
-        except NotFound:
-            stale = []
-        for model in stale:
-            bentoml.models.delete(model.tag)
+        _clear_challenger(store_name)
         return None
     recorded = (challenger.tags or {}).get(MODEL_DIGEST_TAG)
     if not recorded:
@@ -125,6 +121,19 @@ def import_challenger(settings: Settings) -> tuple[str, str] | None:
     )
     _check_imported(model, recorded, str(challenger.version))
     return str(model.tag), str(challenger.version)
+
+
+def _clear_challenger(store_name: str) -> None:
+    """Remove every challenger model from the store: none is shadowed any more."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        stale = bentoml.models.list(store_name)
+    except NotFound:
+        stale = []
+    for model in stale:
+        bentoml.models.delete(model.tag)
 
 
 def _labels(client: Any, version: Any, recorded: str, name: str) -> dict[str, str]:
@@ -192,7 +201,14 @@ def build_bento(project_dir: Path, models: list[str] | None = None) -> str:
 def package(settings: Settings, *, build: bool = True) -> PackageResult:
     """Import the champion and (unless ``build`` is False) build the Bento."""
     model_tag, version = import_champion(settings)
-    challenger = import_challenger(settings)
+    # The champion is what serves: a challenger that cannot be packaged (judged before the gate
+    # recorded digests, or its card cannot be made) is left out, never blocks the release.
+    refused = None
+    try:
+        challenger = import_challenger(settings)
+    except StepError as exc:
+        challenger, refused = None, str(exc)
+        _clear_challenger(challenger_store_name(settings.model_name))
     models = None if challenger is None else [model_tag, challenger[0]]
     bento_tag = build_bento(project_dir(), models) if build else None
     return PackageResult(
@@ -200,6 +216,7 @@ def package(settings: Settings, *, build: bool = True) -> PackageResult:
         mlflow_version=version,
         bento_tag=bento_tag,
         challenger_version=None if challenger is None else challenger[1],
+        challenger_refused=refused,
     )
 
 

@@ -204,9 +204,14 @@ def test_the_cli_makes_the_card_of_any_version(repackaged: tuple[Path, str]) -> 
     assert printed == card  # stored anew on version 1's run
     assert markdown == render_markdown(printed)
     assert printed["model"]["aliases"] == ["previous"]  # as the registry says now
-    as_markdown = cepage("registry", "model-card", env=env)
+    out = home / "published-card"
+    as_markdown = cepage("registry", "model-card", "--out", str(out), env=env)
     assert as_markdown.returncode == 0
     assert as_markdown.stdout.startswith(f"# Model card: {MODEL_NAME} version 2\n")
+    # What the release publishes: both forms of the one card just printed.
+    written = json.loads((out / "model_card.json").read_text())
+    assert (out / "model_card.md").read_text() == render_markdown(written)
+    assert as_markdown.stdout.rstrip("\n") == render_markdown(written).rstrip("\n")
     missing = cepage("registry", "model-card", "--version", "99", env=env)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [

@@ -91,6 +91,16 @@ def test_a_worse_challenger_is_shadowed_and_refused(home: Path) -> None:
     # Crippled: under the floor, so the gate makes it @challenger (exit 3).
     done = run(home, "retrain", "--no-build", "--param", "C=0.00001")
     assert done.returncode == 3, done.stdout + done.stderr
+    # A challenger without the digest the gate records (judged by an older cepage) is left out
+    # of the package; the champion is packaged all the same.
+    client = mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    recorded = client.get_model_version("cepage-classifier", "2").tags["cepage.model_sha256"]
+    client.delete_model_version_tag("cepage-classifier", "2", "cepage.model_sha256")
+    without = run(home, "package", "--no-build")
+    assert without.returncode == 0, without.stdout + without.stderr
+    assert "Note: the @challenger was not packaged for the shadow" in without.stdout
+    assert "Imported MLflow version 1" in without.stdout
+    client.set_model_version_tag("cepage-classifier", "2", "cepage.model_sha256", recorded)
     packaged = run(home, "package", "--no-build")
     assert packaged.returncode == 0, packaged.stdout + packaged.stderr
     assert "Imported @challenger (version 2)" in packaged.stdout

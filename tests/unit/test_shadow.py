@@ -215,3 +215,42 @@ def test_requests_close_together_are_scored_in_one_call() -> None:
     assert sample(registry, "cepage_shadow_requests_total", outcome="unscorable") == 1
     assert [shadow.answer(f"p{i}") for i in (3, 7)] == ["a", "b"]
     shadow.close()
+
+
+class FailingOnce:
+    """A production log whose first write raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def add_shadow(self, rows: Any) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError("disk full")
+
+
+def test_rows_belong_to_the_challenger_that_scored_them_and_a_failure_spares_the_thread() -> None:
+    registry = prom.CollectorRegistry()
+    gate = threading.Event()
+    log: Any = FailingOnce()
+    shadow = Shadow(
+        predictor(Threshold(5.0, gate), "2"), create_shadow_metrics(registry), queue_requests=10,
+        log=log,
+    ).start()  # fmt: skip
+    shadow.submit(job([9.0], ["b"], ["p1"]))
+    time.sleep(BATCH_SECONDS * 3)  # version 2 is scoring (held by the gate)
+    shadow.install(predictor(Threshold(5.0), "3"))
+    gate.set()
+    assert shadow.wait_idle(5)
+    total = "cepage_shadow_predictions_total"
+    assert sample(registry, total, challenger_version="2", champion_label="b",
+                  challenger_label="b", champion_version="1", agreed="true") == 1  # fmt: skip
+    assert sample(registry, total, challenger_version="3", champion_label="b",
+                  challenger_label="b", champion_version="1", agreed="true") == 0  # fmt: skip
+    # The first write failed (counted); the thread goes on with the next request.
+    assert sample(registry, "cepage_shadow_requests_total", outcome="failed") == 1
+    shadow.submit(job([9.0], ["b"], ["p2"]))
+    assert shadow.wait_idle(5)
+    assert log.calls == 2
+    shadow.close()
+    assert sample(registry, "cepage_shadow_model_info", model_version="3") == 0
