@@ -197,7 +197,7 @@ def build(
             f"{window.last} (UTC): nothing to compare; widen the window (--since-days, --from) "
             "or check CEPAGE_PREDICTION_LOG."
         )
-    labelled = _labelled(location, current, window, environ)
+    labelled = _labelled(location, current, window, environ, settings.dataset_feedback_from)
 
     columns = [f["name"] for f in model.features]
     ref_frame = _for_evidently(reference[columns], model.features)
@@ -332,10 +332,15 @@ def _current(
 
 
 def _labelled(
-    location: Any, current: pd.DataFrame, window: Window, environ: Mapping[str, str]
+    location: Any,
+    current: pd.DataFrame,
+    window: Window,
+    environ: Mapping[str, str],
+    trusted: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The window's predictions that got a label, with it (``target``): the latest label per
-    prediction wins, as in ``cepage dataset`` (train/production.py)."""
+    prediction wins and, with ``trusted`` callers (CEPAGE_DATASET_FEEDBACK_FROM), counts only if
+    one of them sent it, as in ``cepage dataset`` (train/production.py)."""
     from train.production import read_rows
 
     feedback = read_rows(location, names.FEEDBACK, since_day=window.first.isoformat(),
@@ -345,6 +350,8 @@ def _labelled(
     latest = feedback.sort_values(names.TIME, kind="stable").drop_duplicates(
         names.PREDICTION_ID, keep="last"
     )
+    if trusted:
+        latest = latest[latest[names.WHO].isin(list(trusted))]
     labels = latest.set_index(names.PREDICTION_ID)[names.LABEL].map(canonical_category)
     joined = current[current[names.PREDICTION_ID].isin(labels.index)].copy()
     joined[TARGET] = joined[names.PREDICTION_ID].map(labels)

@@ -88,11 +88,13 @@ def read_record(
     feedback = _read(location, _files(location, names.FEEDBACK, since_day, environ), environ)
     labelled = challenger_correct = champion_correct = 0
     if not feedback.empty:
-        if trusted:
-            feedback = feedback[feedback[names.WHO].isin(list(trusted))]
+        # The latest label of each prediction, counted only if a trusted caller sent it (as
+        # `cepage dataset` does: an untrusted later label is not replaced by an earlier one).
         latest = feedback.sort_values(names.TIME, kind="stable").drop_duplicates(
             names.PREDICTION_ID, keep="last"
         )
+        if trusted:
+            latest = latest[latest[names.WHO].isin(list(trusted))]
         joined = shadow.merge(
             latest[[names.PREDICTION_ID, names.LABEL]].rename(columns={names.LABEL: "_truth"}),
             on=names.PREDICTION_ID,

@@ -182,3 +182,15 @@ def test_an_empty_window_is_an_error(report: Any, tmp_path: Path) -> None:
     assert "No prediction in the production log" in done.stderr
     assert "2020-01-01" in done.stderr
     assert not (tmp_path / "none.html").exists()
+
+
+def test_accuracy_counts_only_trusted_callers_labels(report: Any, tmp_path: Path) -> None:
+    """With CEPAGE_DATASET_FEEDBACK_FROM naming callers, the anonymous labels of this log are not
+    counted, as `cepage dataset` would not train on them."""
+    _, _, home, log_root = report
+    done = cepage(
+        "report", "--log", str(log_root), "--out", str(tmp_path / "trusted.html"), "--no-mlflow",
+        env=stack_env(home, CEPAGE_DATASET_FEEDBACK_FROM="key:0123456789ab"), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Accuracy:" not in done.stdout, done.stdout  # no trusted label: no accuracy
