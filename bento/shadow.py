@@ -130,6 +130,9 @@ class Shadow:
         self._log = log
         self._remembered = remembered
         self._answers: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id -> (version, label)
+        # Labels that arrived before the challenger answered (it scores up to BATCH_SECONDS
+        # later): counted when it does.
+        self._early: OrderedDict[str, str] = OrderedDict()  # id -> label
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self._dropping = False
@@ -174,13 +177,20 @@ class Shadow:
             self._dropping = False
 
     def feedback(self, prediction_id: str, label: str) -> None:
-        """Count the challenger right or wrong on a labelled prediction it answered here."""
+        """Count the challenger right or wrong on a labelled prediction it answered here (or
+        will answer: a label sent right after the prediction waits for the challenger)."""
         with self._lock:
             answer = self._answers.get(prediction_id)
+            if answer is None:
+                self._early[prediction_id] = label
+                if len(self._early) > self._remembered:
+                    self._early.popitem(last=False)
         if answer is not None:
-            version, predicted = answer
-            outcome = "correct" if predicted == label else "incorrect"
-            self._metrics.feedback.labels(version, outcome).inc()
+            self._count_feedback(answer[0], answer[1], label)
+
+    def _count_feedback(self, version: str, predicted: str, label: str) -> None:
+        outcome = "correct" if predicted == label else "incorrect"
+        self._metrics.feedback.labels(version, outcome).inc()
 
     def answer(self, prediction_id: str) -> str | None:
         """The challenger's class for a prediction this worker shadowed (recent ones only)."""
@@ -215,6 +225,9 @@ class Shadow:
             self._metrics.info.labels(old.bundle.info.version).set(0)
         info = new.bundle.info
         self._metrics.info.labels(info.version).set(1)
+        # Series at zero before the first label: increase() misses what a series starts with.
+        for outcome in ("correct", "incorrect"):
+            self._metrics.feedback.labels(info.version, outcome)
         logger.info("Shadowing challenger %s (MLflow version %s)", info.bento_model, info.version)
 
     def _run(self) -> None:
@@ -299,11 +312,17 @@ class Shadow:
         """Count, remember and log what ``predictor`` answered to one job's records."""
         info = predictor.bundle.info
         counted = self._metrics.predictions
+        early = []
         with self._lock:
             for pid, row in zip(job.prediction_ids, rows, strict=True):
                 self._answers[pid] = (info.version, row.label)
                 if len(self._answers) > self._remembered:
                     self._answers.popitem(last=False)
+                label = self._early.pop(pid, None)
+                if label is not None:
+                    early.append((row.label, label))
+        for predicted, label in early:
+            self._count_feedback(info.version, predicted, label)
         for champion, row in zip(job.champion_labels, rows, strict=True):
             agreed = "true" if champion == row.label else "false"
             counted.labels(job.champion_version, info.version, champion, row.label, agreed).inc()

@@ -42,7 +42,8 @@ from contracts.names import (
     MODEL_DIGEST_TAG,
     TARGET_TAG,
 )
-from train.gate import load_holdout, read_version
+from train.artifacts import digest, download, feature_list, load_estimator, model_file
+from train.gate import Judged, load_holdout
 from train.schema import model_frame
 from train.tracking import StoreError
 from train.training import SCHEMA_ARTIFACT, TRAINING_DATA_ARTIFACT
@@ -95,7 +96,7 @@ def build_card(client: MlflowClient, name: str, version: str, project_dir: Path)
         },
         "data": _data(client, run, schema, target),
         "features": [_feature(f) for f in schema["features"]],
-        "metrics": _metrics(client, name, str(version), run, target),
+        "metrics": _metrics(client, name, str(version), run, target, tags.get(MODEL_DIGEST_TAG)),
         "gate": _gate(tags),
         "training": {"params": dict(sorted(run.data.params.items()))},
         "intended_use": _intended_use(project_dir),
@@ -199,10 +200,11 @@ def _feature(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metrics(
-    client: MlflowClient, name: str, version: str, run: Any, target: str
+    client: MlflowClient, name: str, version: str, run: Any, target: str, recorded: str | None
 ) -> dict[str, Any]:
     """Training's logged overall metrics, and per class and confusion matrix recomputed by the
-    version's own model on the run's held-out rows."""
+    version's own model on the run's held-out rows (its file checked against the digest the gate
+    recorded before it is read: the card must not run another file than the one judged)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     holdout = load_holdout(client, run.info.run_id)
@@ -210,7 +212,7 @@ def _metrics(
     if holdout is None:
         return {"overall": overall, "per_class": None, "confusion_matrix": None,
                 "held_out_rows": None}  # fmt: skip
-    judged = read_version(name, version)
+    judged = _read_checked(name, version, recorded)
     model = judged.estimator
     columns = list(getattr(model, "feature_names_in_", []))
     if judged.features is not None:
@@ -239,6 +241,19 @@ def _metrics(
         "confusion_matrix": {"labels": classes, "counts": matrix.astype(int).tolist()},
         "held_out_rows": len(holdout),
     }
+
+
+def _read_checked(name: str, version: str, recorded: str | None) -> Judged:
+    """The version's model, loaded only once its file has the recorded digest (when one is)."""
+    model_dir = download(f"models:/{name}/{version}")
+    path = model_file(model_dir)
+    found = digest(path)
+    if recorded and found != recorded:
+        raise StoreError(
+            f"The model file of version {version} is not the one promoted (SHA-256 {found[:12]}…, "
+            f"recorded {recorded[:12]}…): nothing was packaged. Check who wrote to the registry."
+        )
+    return Judged(load_estimator(path), found, feature_list(model_dir))
 
 
 def _gate(tags: dict[str, str]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pytest
 import requests
 import yaml
 
+from stack.home import cepage, prepare_home, stack_env
 from tests.monitoring.test_config import GRAFANA, PROMETHEUS, alert_rules
 from tests.support.procs import bentoml_serve, free_port, require_binary, running
 from train.data import load_wine_frame
@@ -145,6 +146,19 @@ def wait_for(prometheus: str, expr: str, timeout: float = 60) -> list[dict[str, 
     raise AssertionError(f"no data for {expr} after {timeout}s")
 
 
+def shadow_home(home: Path) -> Path:
+    """A home whose store also holds a challenger (trained like the champion, made @challenger
+    by a gate asking it to beat the champion by 1), for a server with the shadow on: the
+    dashboard's shadow panels need one."""
+    prepare_home(home)
+    env = stack_env(home)
+    rejected = cepage("retrain", "--no-build", "--tolerance", "-1", env=env)
+    assert rejected.returncode == 3, rejected.stdout + rejected.stderr
+    packaged = cepage("package", "--no-build", env=env)
+    assert "Imported @challenger" in packaged.stdout, packaged.stdout + packaged.stderr
+    return home
+
+
 @pytest.fixture(scope="module")
 def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = require_binary("prometheus")
@@ -156,7 +170,10 @@ def prometheus(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with (
         running(node_argv, log=directory / "node.log", ready_url=node_url),
         bentoml_serve(trained_home) as shifted,
-        bentoml_serve(trained_home) as baseline,
+        # The baseline also shadows a challenger: every panel of the dashboard has data.
+        bentoml_serve(
+            shadow_home(tmp_path_factory.mktemp("shadow-home")), extra_env={"CEPAGE_SHADOW": "on"}
+        ) as baseline,
     ):
         targets = {
             "service": shifted.removeprefix("http://"),

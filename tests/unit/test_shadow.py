@@ -254,3 +254,22 @@ def test_rows_belong_to_the_challenger_that_scored_them_and_a_failure_spares_the
     assert log.calls == 2
     shadow.close()
     assert sample(registry, "cepage_shadow_model_info", model_version="3") == 0
+
+
+def test_a_label_sent_before_the_challenger_answered_is_counted_when_it_does() -> None:
+    registry = prom.CollectorRegistry()
+    shadow = Shadow(
+        predictor(Threshold(5.0), "2"), create_shadow_metrics(registry), queue_requests=10
+    )
+    shadow.submit(job([9.0, 1.0], ["b", "a"], ["p1", "p2"]))
+    shadow.feedback("p1", "b")  # at once: the challenger sleeps through its batch window
+    shadow.feedback("p2", "b")
+    assert sample(registry, "cepage_shadow_feedback_total", challenger_version="2",
+                  outcome="correct") == 0  # fmt: skip
+    shadow.start()
+    assert shadow.wait_idle(5)
+    assert sample(registry, "cepage_shadow_feedback_total", challenger_version="2",
+                  outcome="correct") == 1  # fmt: skip
+    assert sample(registry, "cepage_shadow_feedback_total", challenger_version="2",
+                  outcome="incorrect") == 1  # fmt: skip
+    shadow.close()
