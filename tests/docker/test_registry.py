@@ -118,6 +118,18 @@ def registry(docker: Docker, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+        # The engine's cache outlives the run: drop this registry's tags (the layers are the
+        # base image's, kept).
+        refs = docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", check=False)
+        mine = [r for r in refs.stdout.split() if r.startswith(f"{address}/")]
+        dangling = [r.split(":<none>")[0] for r in mine if r.endswith(":<none>")]
+        tagged = [r for r in mine if not r.endswith(":<none>")]
+        if tagged:
+            docker.run("image", "rm", "-f", *tagged, check=False)
+        for repository in dangling:
+            ids = docker.run("images", "-q", repository, check=False).stdout.split()
+            if ids:
+                docker.run("image", "rm", "-f", *ids, check=False)
 
 
 def test_push_is_immutable_and_digests_are_the_registrys(
