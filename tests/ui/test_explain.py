@@ -13,19 +13,11 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
+from tests.ui.apps import start_app
 from ui.form import readable_label
 from ui.single_tab import EXPLAIN_KEY, MAX_EXPLAINED
 
 pytestmark = pytest.mark.ui
-
-TIMEOUT = 60
-
-
-def start(monkeypatch: pytest.MonkeyPatch, url: str, app_path: Path) -> AppTest:
-    monkeypatch.setenv("CEPAGE_API_URL", url)
-    at = AppTest.from_file(str(app_path), default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def predict(at: AppTest, *, explain: bool) -> AppTest:
@@ -64,7 +56,7 @@ def test_explain_shows_the_services_contributions_as_bars(
     service: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, app_path: Path
 ) -> None:
     url: str = request.getfixturevalue(service)
-    at = predict(start(monkeypatch, url, app_path), explain=True)
+    at = predict(start_app(monkeypatch, url, app_path), explain=True)
     expected = explained(url, form_record(at))
     explanation = expected["explanation"]
     (_, probabilities), (spec, bars) = charts(at)
@@ -86,6 +78,6 @@ def test_explain_shows_the_services_contributions_as_bars(
 def test_without_explain_there_is_only_the_probability_chart(
     monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path
 ) -> None:
-    at = predict(start(monkeypatch, api_url, app_path), explain=False)
+    at = predict(start_app(monkeypatch, api_url, app_path), explain=False)
     assert len(charts(at)) == 1
     assert not any("Why" in str(m.value) for m in at.markdown)

@@ -8,29 +8,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from streamlit.testing.v1 import AppTest
 
+from tests.ui.apps import start_app
 from tests.ui.schemas import V2_BODY
 from tests.ui.stand_in import Answer, stand_in
 from ui.client import ApiClient, ApiError
 
 pytestmark = pytest.mark.ui
 
-TIMEOUT = 60
-
-
-def start(monkeypatch: pytest.MonkeyPatch, url: str, app_path: Path) -> AppTest:
-    monkeypatch.setenv("CEPAGE_API_URL", url)
-    at = AppTest.from_file(str(app_path), default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
 
 def test_the_model_card_tab_shows_the_services_card(
     monkeypatch: pytest.MonkeyPatch, api_url: str, app_path: Path
 ) -> None:
     served = requests.get(f"{api_url}/model-card", timeout=10).text
-    at = start(monkeypatch, api_url, app_path)
+    at = start_app(monkeypatch, api_url, app_path)
     [tab] = [t for t in at.tabs if t.label == "Model card"]
     assert [str(m.value).strip() for m in tab.markdown] == [served.strip()]
     assert not at.error
@@ -55,7 +46,7 @@ def test_a_service_without_a_card_is_told_not_shown_as_an_error(
         with pytest.raises(ApiError) as caught:
             ApiClient(service.url).model_card()
         assert caught.value.status == 404
-        at = start(monkeypatch, service.url, app_path)
+        at = start_app(monkeypatch, service.url, app_path)
         [tab] = [t for t in at.tabs if t.label == "Model card"]
         [info] = [str(i.value) for i in tab.info]
         assert "has no model card" in info and "`cepage package`" in info
