@@ -1,5 +1,5 @@
 # Load balancer, only with service_instance_count > 1: a public IP, HTTP on 80 (and HTTPS on 443
-# with a Let's Encrypt certificate when domain_name is set) forwarded over the private network to
+# with a Let's Encrypt certificate for the stack's names: domain_name's or ip_dns_zone's) forwarded over the private network to
 # the service instances' reverse proxy (stack_ports.http), which is probed on health_check_path.
 # The public ports are the web's standard ones, whatever the instances listen on. In HA the load
 # balancer terminates TLS, so the service instances' proxy serves plain HTTP (the inventory says so
@@ -46,7 +46,7 @@ resource "scaleway_lb_backend" "service" {
     uri  = var.health_check_path
     code = 200
     # The reverse proxy routes by name: probe the API's name when there is one.
-    host_header = var.domain_name != "" ? "api.${var.domain_name}" : null
+    host_header = local.named ? "api.${local.app_domain}" : null
   }
   on_marked_down_action = "shutdown_sessions"
 }
@@ -61,19 +61,19 @@ resource "scaleway_lb_frontend" "http" {
 }
 
 resource "scaleway_lb_certificate" "main" {
-  count = local.high_availability && var.domain_name != "" ? 1 : 0
+  count = local.high_availability && local.named ? 1 : 0
 
   lb_id = scaleway_lb.main[0].id
   name  = "${local.name}-letsencrypt"
 
   letsencrypt {
-    common_name              = var.domain_name
-    subject_alternative_name = ["api.${var.domain_name}"]
+    common_name              = local.app_domain
+    subject_alternative_name = ["api.${local.app_domain}"]
   }
 }
 
 resource "scaleway_lb_frontend" "https" {
-  count = local.high_availability && var.domain_name != "" ? 1 : 0
+  count = local.high_availability && local.named ? 1 : 0
 
   lb_id           = scaleway_lb.main[0].id
   backend_id      = scaleway_lb_backend.service[0].id
@@ -86,7 +86,7 @@ resource "scaleway_lb_frontend" "https" {
 # clear text through the load balancer. Let's Encrypt's HTTP challenge (answered by the load
 # balancer itself) is left alone.
 resource "scaleway_lb_acl" "https_redirect" {
-  count = local.high_availability && var.domain_name != "" ? 1 : 0
+  count = local.high_availability && local.named ? 1 : 0
 
   frontend_id = scaleway_lb_frontend.http[0].id
   name        = "${local.name}-https-redirect"

@@ -36,13 +36,21 @@ locals {
       }
     } : {},
   )
-  # Public names (with domain_name): the app and its API go to the public entry point (the load
-  # balancer in HA), the operators' UIs to the host that runs them. dns_records (outputs.tf) lists
-  # the records to create; the reverse proxy routes by these names.
-  service_hostnames = var.domain_name == "" ? [] : [var.domain_name, "api.${var.domain_name}"]
-  control_hostnames = var.domain_name == "" ? [] : [
-    for s in ["mlflow", "grafana", "prometheus", "alertmanager"] : "${s}.${var.domain_name}"
-  ]
+  # Public names: the app and its API on the public entry point (the load balancer in HA), the
+  # operators' UIs (mlflow., grafana., prometheus., alertmanager.) on the host that runs them. With
+  # domain_name both are that domain (dns_records, outputs.tf, lists the records to create);
+  # without it, names under ip_dns_zone that embed each IP, which resolve with no set-up, so
+  # Let's Encrypt can certify them. The reverse proxy routes by these names in both cases.
+  # `named` is known at plan time (counts depend on it); the names themselves wait for the IPs.
+  named             = var.domain_name != "" || var.ip_dns_zone != ""
+  entry_ip          = local.high_availability ? scaleway_lb_ip.main[0].ip_address : scaleway_instance_ip.host[local.control_host].address
+  control_ip        = scaleway_instance_ip.host[local.control_host].address
+  app_domain        = var.domain_name != "" ? var.domain_name : (var.ip_dns_zone != "" ? "${replace(local.entry_ip, ".", "-")}.${var.ip_dns_zone}" : "")
+  admin_domain      = var.domain_name != "" ? var.domain_name : (var.ip_dns_zone != "" ? "${replace(local.control_ip, ".", "-")}.${var.ip_dns_zone}" : "")
+  service_hostnames = local.named ? [local.app_domain, "api.${local.app_domain}"] : []
+  control_hostnames = local.named ? [
+    for s in ["mlflow", "grafana", "prometheus", "alertmanager"] : "${s}.${local.admin_domain}"
+  ] : []
 
   # The host that keeps the state: the data volume is attached to it.
   control_host = local.high_availability ? "${local.name}-control" : format("%s-service-%d", local.name, 1)

@@ -3,8 +3,23 @@
 # Ansible inventory (the YAML inventory plugin reads JSON); the other outputs are its parts.
 
 locals {
-  public_ip = local.high_availability ? scaleway_lb_ip.main[0].ip_address : scaleway_instance_ip.host[local.control_host].address
-  base_url  = var.domain_name != "" ? "https://${var.domain_name}" : "http://${local.public_ip}"
+  public_ip = local.entry_ip
+  base_url  = local.named ? "https://${local.app_domain}" : "http://${local.public_ip}"
+  # Every site's URL, with a domain or without (ip_dns_zone's names): what the workflows, the
+  # bootstrap and the smoke test read, so none of them rebuilds a name.
+  site_urls = local.named ? {
+    api          = "https://api.${local.app_domain}"
+    mlflow       = "https://mlflow.${local.admin_domain}"
+    grafana      = "https://grafana.${local.admin_domain}"
+    prometheus   = "https://prometheus.${local.admin_domain}"
+    alertmanager = "https://alertmanager.${local.admin_domain}"
+    } : {
+    api          = local.base_url
+    mlflow       = null
+    grafana      = null
+    prometheus   = null
+    alertmanager = null
+  }
 
   host_facts = {
     for name, h in local.hosts : name => {
@@ -25,10 +40,13 @@ locals {
   } : null
 
   stack_vars = {
-    cepage_environment       = var.environment
-    cepage_region            = var.region
-    cepage_base_url          = local.base_url
-    cepage_domain_name       = var.domain_name
+    cepage_environment = var.environment
+    cepage_region      = var.region
+    cepage_base_url    = local.base_url
+    # The app's name (domain_name, or the entry point's ip_dns_zone name; empty: none) and the
+    # operators' sites' (the same with a domain; the control host's own name without one).
+    cepage_domain_name       = local.app_domain
+    cepage_admin_domain_name = local.admin_domain
     cepage_ports             = var.stack_ports
     cepage_health_check_path = var.health_check_path
     cepage_tls_termination   = local.high_availability ? "load_balancer" : "proxy"
@@ -100,20 +118,32 @@ output "buckets" {
 }
 
 output "urls" {
-  description = "Public URLs: the app behind the reverse proxy (or the load balancer), and the SSH targets."
-  value = {
+  description = "Public URLs: the app behind the reverse proxy (or the load balancer), the API, the admin sites (null without names), and the SSH targets."
+  value = merge(local.site_urls, {
     base   = local.base_url
     public = local.public_ip
     ssh    = { for name, h in local.host_facts : name => "${var.admin_username}@${h.public_ip}" }
-  }
+  })
 }
 
 output "dns_records" {
-  description = "A records to create when domain_name is set: hostname => public IPv4 (empty without a domain)."
-  value = merge(
+  description = "A records to create when domain_name is set: hostname => public IPv4 (empty without a domain: ip_dns_zone's names need no record)."
+  value = var.domain_name == "" ? {} : merge(
     { for h in local.service_hostnames : h => local.public_ip },
-    { for h in local.control_hostnames : h => scaleway_instance_ip.host[local.control_host].address },
+    { for h in local.control_hostnames : h => local.control_ip },
   )
+}
+
+output "security_groups" {
+  description = "Security groups by purpose: `bastion` is the edge host's (dev's single host, prod's control host), the only one CI opens SSH on for the runner's own address during a run (scripts/ci_access.py); `all` lists every one (zone-less ids)."
+  value = {
+    zone    = var.zone
+    bastion = split("/", scaleway_instance_security_group.edge.id)[1]
+    all = concat(
+      [split("/", scaleway_instance_security_group.edge.id)[1]],
+      [for sg in scaleway_instance_security_group.backend : split("/", sg.id)[1]],
+    )
+  }
 }
 
 output "load_balancer" {

@@ -1,5 +1,7 @@
 # Passwords the stack needs, generated here and kept in Secret Manager; Ansible reads them from
-# there by id (outputs.tf), so no password is typed, copied or committed.
+# there by id (outputs.tf), so no password is typed, copied or committed. Only secrets a service
+# actually uses live here: the admin sites' basic-auth password is the operator's, kept in the
+# Ansible vault as a bcrypt hash (vault_cepage_proxy_password_hash), its one home.
 #
 # Generation uses Terraform's built-in uuid() (random UUIDs from the OS's CSPRNG) inside a
 # built-in terraform_data resource: evaluated once, at apply time, then frozen by ignore_changes,
@@ -12,7 +14,6 @@ locals {
   generated_secrets = merge(
     {
       grafana-admin-password = "Grafana's admin password"
-      mlflow-admin-password  = "Password of the MLflow UI behind the reverse proxy"
       # Losing it loses every backup: keep a copy offline too (docs/operations.md#backups).
       backup-passphrase = "Encrypts the backups (rclone crypt) before they leave the control host"
     },

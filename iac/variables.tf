@@ -118,13 +118,24 @@ variable "admin_username" {
 }
 
 variable "domain_name" {
-  description = "DNS name that will point at the public entry point (load balancer IP in HA, the instance IP otherwise). Empty: URLs use the IP and no certificate is requested."
+  description = "DNS name that will point at the public entry point (load balancer IP in HA, the instance IP otherwise). Empty: names under ip_dns_zone that embed the public IPs (e.g. 51-15-1-2.sslip.io), so HTTPS works without a domain."
   type        = string
   default     = ""
 
   validation {
     condition     = var.domain_name == "" || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.domain_name))
     error_message = "domain_name must be empty or a lowercase DNS name such as ml.example.org."
+  }
+}
+
+variable "ip_dns_zone" {
+  description = "Without domain_name: a wildcard DNS zone that answers a name embedding an IPv4 with that IPv4 (sslip.io: api.51-15-1-2.sslip.io -> 51.15.1.2), giving each environment real names and Let's Encrypt certificates with no DNS set-up. Its operator answers for those names: set domain_name for prod. Empty with no domain_name: plain HTTP on the IP."
+  type        = string
+  default     = "sslip.io"
+
+  validation {
+    condition     = var.ip_dns_zone == "" || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.ip_dns_zone))
+    error_message = "ip_dns_zone must be empty or a lowercase DNS zone such as sslip.io or nip.io."
   }
 }
 

@@ -63,9 +63,11 @@ def proxy(caddy: Path, password_hash: str, tmp_path: Path) -> Proxy:
             "CADDY_ADMIN": f"127.0.0.1:{admin}",
             "CEPAGE_SITE_SCHEME": "http://",
             "CEPAGE_DOMAIN": f"localhost:{port}",
+            "CEPAGE_ADMIN_DOMAIN": f"localhost:{port}",
             "CEPAGE_PROXY_USER": "operator",
             "CEPAGE_PROXY_PASSWORD_HASH": password_hash,
-            **settings,
+            # "{port}" in a setting stands for the port this proxy listens on.
+            **{name: value.replace("{port}", str(port)) for name, value in settings.items()},
         }
         argv = [str(caddy), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
         log = tmp_path / f"caddy-{port}.log"
@@ -98,6 +100,41 @@ def test_admin_sites_ask_the_admin_ranges_for_the_password(proxy: Proxy) -> None
         assert get(base, "grafana.localhost", auth=("operator", "wrong")).status_code == 401
         # Through the gate: on to Grafana (which does not resolve here).
         assert get(base, "grafana.localhost", auth=("operator", PASSWORD)).status_code == 502
+
+
+def test_a_rotated_password_is_the_only_one_accepted(
+    proxy: Proxy, caddy: Path, password_hash: str
+) -> None:
+    """Rotation (docs/operations.md): a new hash in the vault, a new deploy; the old password is
+    refused from then on. The vault's hash is the proxy password's one home."""
+    new_password = "rotated-operator-password"  # pragma: allowlist secret
+    done = subprocess.run(
+        [str(caddy), "hash-password", "--plaintext", new_password, "--bcrypt-cost", "10"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    with proxy(CEPAGE_ADMIN_CIDRS="127.0.0.1/32") as base:
+        assert get(base, "mlflow.localhost", auth=("operator", PASSWORD)).status_code == 502
+        assert get(base, "mlflow.localhost", auth=("operator", new_password)).status_code == 401
+    with proxy(
+        CEPAGE_ADMIN_CIDRS="127.0.0.1/32", CEPAGE_PROXY_PASSWORD_HASH=done.stdout.strip()
+    ) as base:
+        assert get(base, "mlflow.localhost", auth=("operator", PASSWORD)).status_code == 401
+        assert get(base, "mlflow.localhost", auth=("operator", new_password)).status_code == 502
+
+
+def test_admin_sites_hang_under_their_own_name(proxy: Proxy) -> None:
+    """No domain in prod: the app's name is the load balancer's, the admin sites' the control
+    host's (iac/main.tf, ip_dns_zone); each site answers under its own name only."""
+    app, admin = "10-0-0-1.sslip.test", "10-0-0-2.sslip.test"
+    with proxy(
+        CEPAGE_ADMIN_CIDRS="127.0.0.1/32",
+        CEPAGE_DOMAIN=app + ":{port}",
+        CEPAGE_ADMIN_DOMAIN=admin + ":{port}",
+    ) as base:
+        assert get(base, f"mlflow.{admin}").status_code == 401
+        nothing = get(base, f"mlflow.{app}")
+        assert nothing.status_code == 200 and nothing.content == b""
+        assert get(base, f"api.{app}", "/readyz").status_code == 502
 
 
 def test_password_guessing_is_rate_limited_per_address(proxy: Proxy) -> None:

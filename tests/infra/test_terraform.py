@@ -80,6 +80,11 @@ def test_plan_creates_the_environment(env: str, plans: dict[str, dict[str, Any]]
     secrets = {after(rc)["name"] for rc in resources(plan, "scaleway_secret")}
     assert ("database-password" in secrets) is values["managed_database"]
     assert len(resources(plan, "scaleway_secret_version")) == len(secrets)
+    # One identity per secret: only passwords a service reads are generated (the admin sites'
+    # password is the vault's bcrypt hash; a generated twin would open nothing).
+    generated = {k.removesuffix("-password") for k in secrets if k.endswith("-password")}
+    expected = {"grafana-admin", "database"} if values["managed_database"] else {"grafana-admin"}
+    assert generated == expected
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -402,6 +407,50 @@ def test_prod_with_a_domain(clone: Callable[..., Workdir]) -> None:
     inventory_vars = plan["output_changes"]["ansible_inventory"]["after"]["all"]["vars"]
     assert inventory_vars["cepage_tls_termination"] == "load_balancer"
     assert inventory_vars["cepage_base_url"] == f"https://{domain}"
+    assert inventory_vars["cepage_domain_name"] == inventory_vars["cepage_admin_domain_name"]
+    urls = plan["output_changes"]["urls"]["after"]
+    assert urls["api"] == f"https://api.{domain}"
+    assert urls["mlflow"] == f"https://mlflow.{domain}"
+
+
+def test_prod_without_a_domain_still_has_names_and_certificates(
+    plans: dict[str, dict[str, Any]],
+) -> None:
+    """No domain: the entry point's and the control host's names under ip_dns_zone (their IPs,
+    known after apply), certified by Let's Encrypt on the load balancer; no DNS record to make,
+    and every URL the workflows read is an output (issue 12: deploy.yml never rebuilds a name)."""
+    plan = plans["prod"]
+    assert plan_values(plan)["domain_name"] == ""
+    (certificate,) = resources(plan, "scaleway_lb_certificate")
+    assert certificate["change"]["after_unknown"]["letsencrypt"][0]["common_name"] is True
+    frontends = {after(rc)["inbound_port"] for rc in resources(plan, "scaleway_lb_frontend")}
+    assert frontends == {80, 443}
+    assert plan["output_changes"]["dns_records"]["after"] == {}
+    urls = plan["output_changes"]["urls"]["after_unknown"]
+    for site in ("api", "mlflow", "grafana", "prometheus", "alertmanager"):
+        assert urls[site] is True, site
+    groups = plan["output_changes"]["security_groups"]
+    assert groups["after"]["zone"] == plan_values(plan)["zone"]
+    assert groups["after_unknown"]["bastion"] is True
+    assert groups["after_unknown"]["all"] == [True, True], "edge (control) and backend"
+
+
+def test_no_names_at_all_means_plain_http(clone: Callable[..., Workdir]) -> None:
+    """ip_dns_zone = "" without a domain: no certificate is requested, URLs use the IP."""
+    result, plan = clone().plan(["envs/prod.tfvars"], {"ip_dns_zone": ""})
+    assert plan is not None, result.text
+    assert not resources(plan, "scaleway_lb_certificate")
+    assert {after(rc)["inbound_port"] for rc in resources(plan, "scaleway_lb_frontend")} == {80}
+    urls = plan["output_changes"]["urls"]
+    assert urls["after"]["mlflow"] is None
+    assert urls["after_unknown"]["base"] is True
+
+
+def test_prod_database_survives_a_node(plans: dict[str, dict[str, Any]]) -> None:
+    """prod's managed PostgreSQL (the registry's store) is a two-node cluster; dev has none."""
+    (database,) = [after(rc) for rc in resources(plans["prod"], "scaleway_rdb_instance")]
+    assert database["is_ha_cluster"] is True
+    assert not resources(plans["dev"], "scaleway_rdb_instance")
 
 
 def test_dev_without_a_domain_has_no_certificate(plans: dict[str, dict[str, Any]]) -> None:
