@@ -13,6 +13,9 @@
 # instead. Secrets: playbooks/inventories/ENV/group_vars/all/vault.yml (gitignored), encrypted
 # with the password in the file ANSIBLE_VAULT_PASSWORD_FILE names, or given in ANSIBLE_VAULT_PASSWORD.
 # CEPAGE_INVENTORY_DIR=DIR replaces playbooks/inventories/ENV (tests).
+# CEPAGE_SSH_VIA_BASTION=1 (CI's runners, whose address only the bastion's security group lets in:
+# scripts/ci_access.py): every host but the bastion is reached at its private address through it
+# (SSH ProxyJump; playbooks/group_vars/all/main.yml). Unset: each host directly (admin ranges).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -26,7 +29,7 @@ die() {
 
 action="${1:-}"
 env="${2:-}"
-[[ "$action" =~ ^(deploy|rollback|restore)$ ]] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ "$action" =~ ^(deploy|rollback|restore)$ ]] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 shift 2
 inventory_dir="${CEPAGE_INVENTORY_DIR:-}"
 if [[ -z "$inventory_dir" ]]; then
@@ -58,6 +61,12 @@ else
   # A vault in clear is a file of secrets one `git add -f` or backup away from leaking.
   die "$vault is not encrypted: ansible-vault encrypt $vault (then set ANSIBLE_VAULT_PASSWORD_FILE)"
 fi
+
+case "${CEPAGE_SSH_VIA_BASTION:-0}" in
+  1 | true) args+=(-e cepage_ssh_via_bastion=true) ;;
+  0 | false | "") ;;
+  *) die "CEPAGE_SSH_VIA_BASTION must be 1 or 0 (got '$CEPAGE_SSH_VIA_BASTION')" ;;
+esac
 
 export ANSIBLE_CONFIG="$HERE/ansible.cfg"
 case "$action" in

@@ -279,3 +279,87 @@ def test_prod_pins_our_images_by_digest_and_upgrades_the_engine(rendered: Path) 
         values = env(rendered, name)
         assert values["CEPAGE_SERVICE_DIGEST"] == f"@{pinned['service']}"
         assert [k for k in values if k.endswith("_DIGEST")] == ["CEPAGE_SERVICE_DIGEST"]
+
+
+# --- SSH: the bastion, the host firewall, how Ansible reaches each host ---------------------------
+
+ACCESS_PLAY = """\
+- name: Each host's firewall and SSH connection settings, rendered locally
+  hosts: all
+  gather_facts: false
+  connection: local
+  vars_files:
+    - {root}/playbooks/roles/cepage_common/defaults/main.yml
+    - {root}/playbooks/group_vars/all/main.yml
+  tasks:
+    - name: The host firewall
+      ansible.builtin.template:
+        src: {root}/playbooks/roles/cepage_common/templates/cepage.nft.j2
+        dest: "{{{{ render_dir }}}}/{{{{ inventory_hostname }}}}.nft"
+        mode: "0644"
+      delegate_to: localhost
+    - name: How Ansible connects
+      ansible.builtin.copy:
+        content: >-
+          {{{{ {{'bastion': cepage_common_ssh_bastion | bool,
+                'ssh_args': ansible_ssh_common_args}} | to_json }}}}
+        dest: "{{{{ render_dir }}}}/{{{{ inventory_hostname }}}}.ssh.json"
+        mode: "0644"
+      delegate_to: localhost
+"""
+
+
+def render_access(out: Path, inventory: str, *extra: str) -> Path:
+    play = out / "access.yml"
+    play.write_text(ACCESS_PLAY.format(root=ROOT))
+    done = subprocess.run(
+        [tool("ansible-playbook"), "-i", str(HERE / inventory), "-e", f"render_dir={out}",
+         *extra, str(play)],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    return out
+
+
+def ssh_rules(nft: str) -> list[str]:
+    return [line.strip() for line in nft.splitlines() if "dport 22 " in line]
+
+
+@pytest.mark.parametrize("via_bastion", [False, True], ids=["direct", "via-bastion"])
+def test_only_the_bastion_takes_ssh_from_anywhere_and_ci_jumps_through_it(
+    tmp_path: Path, via_bastion: bool
+) -> None:
+    """The control host is the bastion: its security group is SSH's only allow-list (opened to a
+    CI runner for a run), so its firewall accepts port 22 from any source; service hosts keep SSH
+    to the admin ranges (and the private network). With CEPAGE_SSH_VIA_BASTION=1 (deploy.sh:
+    ``cepage_ssh_via_bastion=true``), Ansible reaches service hosts at their private address with
+    ProxyJump through the bastion's public address, checking their host key under their public
+    address; the bastion itself, and every host by default, directly."""
+    extra = ["-e", "cepage_ssh_via_bastion=true"] if via_bastion else []
+    out = render_access(tmp_path, "terraform-inventory.prod.json", *extra)
+    admin = INVENTORY["vars"]["cepage_admin_cidrs"][0]
+    control_ip = INVENTORY["children"]["control"]["hosts"][CONTROL]["ansible_host"]
+    control = (out / f"{CONTROL}.nft").read_text()
+    assert ssh_rules(control) == ["tcp dport 22 accept"]
+    assert "This host is the bastion" in control
+    assert json.loads((out / f"{CONTROL}.ssh.json").read_text()) == {
+        "bastion": True, "ssh_args": ""}  # fmt: skip
+    for name, host in SERVICE_HOSTS.items():
+        nft = (out / f"{name}.nft").read_text()
+        assert ssh_rules(nft) == [f"ip saddr {admin} tcp dport 22 accept"], name
+        assert f"ip saddr {INVENTORY['vars']['cepage_private_network_cidr']} accept" in nft
+        assert "bastion" not in nft
+        ssh = json.loads((out / f"{name}.ssh.json").read_text())
+        assert ssh["bastion"] is False
+        expected = (
+            f"-o ProxyJump=cepage@{control_ip} -o HostName={host['private_ip']}"
+            f" -o HostKeyAlias={host['ansible_host']}"
+        )
+        assert ssh["ssh_args"] == (expected if via_bastion else ""), name
+
+
+def test_the_single_dev_host_is_its_own_bastion(tmp_path: Path) -> None:
+    out = render_access(tmp_path, "terraform-inventory.dev.json", "-e", "cepage_ssh_via_bastion=1")
+    (host,) = {p.name.split(".")[0] for p in out.glob("*.nft")}
+    assert ssh_rules((out / f"{host}.nft").read_text()) == ["tcp dport 22 accept"]
+    assert json.loads((out / f"{host}.ssh.json").read_text()) == {"bastion": True, "ssh_args": ""}

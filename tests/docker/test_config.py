@@ -148,8 +148,17 @@ def test_compose_config_is_valid(profile: str) -> None:
             for port in services[name]["ports"]:
                 spec = port if isinstance(port, str) else json.dumps(port)
                 assert "127.0.0.1" in spec, (name, port)
-    else:
+    elif profile == "base":
         assert published == {"proxy"}, "only the reverse proxy publishes ports"
+    else:
+        # Only the reverse proxy publishes ports to the world; MLflow and Prometheus are published
+        # on the host's loopback only, for the SSH tunnel CI and the bootstrap reach them through
+        # (playbooks/tunnel.sh): nothing outside the host can connect to them.
+        assert published == {"proxy", "mlflow", "prometheus"}, published
+        for name in published - {"proxy"}:
+            for port in services[name]["ports"]:
+                spec = port if isinstance(port, str) else json.dumps(port)
+                assert "127.0.0.1" in spec, (name, port)
     if profile in ("prod", "cloud"):
         assert services["service"]["image"] == "rg.fr-par.scw.cloud/cepage/service:1.2.3"
         assert services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")

@@ -21,7 +21,7 @@ from tests.support.procs import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONS = ROOT / ".github" / "actions"
-EXPECTED = ("ci", "release", "deploy", "retrain")
+EXPECTED = ("ci", "release", "deploy", "retrain", "access-sweeper")
 # The jobs that may hold a write permission, and which ones. Nothing else writes.
 ALLOWED_WRITES: dict[tuple[str, str], set[str]] = {
     ("ci", "plan-comment"): {"pull-requests"},
@@ -303,6 +303,52 @@ def check_repo_paths(wf: Workflow, root: Path = ROOT) -> list[str]:
     return problems
 
 
+# Reaching the hosts (docs/ci-cd.md#how-the-runner-reaches-the-hosts): SSH (Ansible) and MLflow or
+# Prometheus through the SSH tunnel. Each needs the runner's address let in on the bastion first.
+HOST_USE = re.compile(r"playbooks/tunnel\.sh|\bmake (?:[^\n]* )?(?:deploy|rollback|restore)\b")
+OPEN_ACCESS = "scripts.ci_access open"
+CLOSE_ACCESS = "scripts.ci_access close"
+CEPAGE_CALL = re.compile(r"(?<![\w/.-])(?:\S*/)?\.venv/bin/cepage\b")
+TUNNELLED = re.compile(r"playbooks/tunnel\.sh \S+ -- $")
+
+
+def check_runner_access(wf: Workflow) -> list[str]:
+    """A job that reaches the hosts opens access for its runner before the first use, and closes it
+    after the last in a step that runs whatever happened (`always()`); every `cepage` command of
+    such a job talks to MLflow through the tunnel; no job takes an MLflow server from a variable
+    (the admin sites refuse runners)."""
+    problems = []
+    for job_id, job in wf.jobs.items():
+        steps = job.get("steps") or []
+        runs = [EXPRESSION.sub("EXPR", str(step.get("run") or "")) for step in steps]
+        uses = [i for i, run in enumerate(runs) if HOST_USE.search(run)]
+        opens = [i for i, run in enumerate(runs) if OPEN_ACCESS in run]
+        closes = [i for i, run in enumerate(runs) if CLOSE_ACCESS in run]
+        where = f"{wf.name}.{job_id}"
+        if re.search(r"MLFLOW_TRACKING_URI:\s*'?\$\{\{\s*vars\.", yaml.safe_dump(job)):
+            problems.append(f"{where}: MLflow from a variable (use playbooks/tunnel.sh)")
+        if not uses and not opens:
+            continue
+        if not opens:
+            problems.append(f"{where}: reaches the hosts without opening access first")
+            continue
+        if uses and uses[0] < opens[0]:
+            problems.append(f"{where}: step {uses[0]} reaches the hosts before access is opened")
+        after = [i for i in closes if i > max(uses + opens)]
+        if not after:
+            problems.append(f"{where}: access is not closed after its last use")
+        for i in after:
+            condition = str(steps[i].get("if", ""))
+            if "always()" not in condition:
+                problems.append(f"{where}: the close step runs only if {condition or 'success()'}"
+                                ", not always()")  # fmt: skip
+        for i, run in enumerate(runs):
+            for match in CEPAGE_CALL.finditer(run):
+                if not TUNNELLED.search(run[: match.start()]):
+                    problems.append(f"{where}: step {i} runs cepage outside playbooks/tunnel.sh")
+    return problems
+
+
 ALL_CHECKS = (
     check_permissions,
     check_concurrency,
@@ -310,4 +356,5 @@ ALL_CHECKS = (
     check_pins,
     check_secrets,
     check_repo_paths,
+    check_runner_access,
 )

@@ -28,6 +28,7 @@ from tests.workflows.checks import (
     check_permissions,
     check_pins,
     check_repo_paths,
+    check_runner_access,
     check_secrets,
     check_timeouts,
     ci_run_command,
@@ -45,6 +46,12 @@ BY_NAME = {wf.name: wf for wf in ALL}
 @pytest.fixture(scope="module")
 def targets() -> set[str]:
     return makefile_targets()
+
+
+def retrain_step(job: dict[str, Any]) -> dict[str, Any]:
+    """The retrain job's `cepage retrain` step."""
+    step: dict[str, Any] = next(s for s in job["steps"] if s.get("id") == "retrain")
+    return step
 
 
 def test_one_workflow_per_concern_and_dependabot() -> None:
@@ -154,7 +161,7 @@ def test_deploy_applies_deploys_smokes_and_rolls_back() -> None:
 def test_retrain_releases_only_a_promoted_model() -> None:
     retrain = BY_NAME["retrain"]
     assert "schedule" in retrain.triggers and "workflow_dispatch" in retrain.triggers
-    step = retrain.jobs["retrain"]["steps"][2]
+    step = retrain_step(retrain.jobs["retrain"])
     script = str(step["run"])
     assert ".venv/bin/cepage" in script and "retrain" in script
     assert re.search(r"^\s*0\) .*promoted=true", script, re.M)
@@ -174,7 +181,7 @@ def test_the_weekly_retrain_learns_from_the_production_log_with_a_read_only_key(
     with the `retrain` key (iac/iam.tf: ObjectStorageObjectsRead only), which only the retrain step
     holds and which is not an apply key (SCW_ACCESS_KEY/SCW_SECRET_KEY live in environments)."""
     job = BY_NAME["retrain"].jobs["retrain"]
-    step = job["steps"][2]
+    step = retrain_step(job)
     script = str(step["run"])
     assert "--from-production" in script
     assert 'CEPAGE_PREDICTION_LOG="s3://$PRODUCTION_LOG_BUCKET/production"' in script
@@ -185,7 +192,7 @@ def test_the_weekly_retrain_learns_from_the_production_log_with_a_read_only_key(
     assert env["AWS_ACCESS_KEY_ID"] == "${{ secrets.RETRAIN_ACCESS_KEY }}"
     assert env["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.RETRAIN_SECRET_KEY }}"
     # Only this step: the summary steps and the release never see the object key.
-    others = [s for i, s in enumerate(job["steps"]) if i != 2]
+    others = [s for s in job["steps"] if s is not step]
     assert "secrets.RETRAIN_" not in yaml.safe_dump(others)
     assert "AWS_" not in yaml.safe_dump(job["env"])
     iam = (ROOT / "iac" / "iam.tf").read_text()
@@ -205,10 +212,10 @@ def test_the_weekly_drift_report_runs_before_the_retrain_and_is_kept() -> None:
     assert 'CEPAGE_PREDICTION_LOG="s3://$PRODUCTION_LOG_BUCKET/production"' in script
     assert re.search(r'exit "\$rc"\s*$', script), "a report that failed must fail its job"
     # Exactly the retrain step's bucket, endpoint and key; only this step of the job holds them.
-    assert step["env"] == retrain.jobs["retrain"]["steps"][2]["env"]
+    assert step["env"] == retrain_step(retrain.jobs["retrain"])["env"]
     others = [s for s in job["steps"] if s is not step]
     assert "secrets.RETRAIN_" not in yaml.safe_dump(others)
-    assert "AWS_" not in yaml.safe_dump(job["env"])
+    assert "AWS_" not in yaml.safe_dump(job.get("env") or {})
     out = re.search(r'--out "\$RUNNER_TEMP/([^"]+)"', script)
     assert out, "the report's page has a fixed path the upload names"
     upload = next(s for s in others if str(s.get("uses", "")).startswith("actions/upload-artifact"))
@@ -356,6 +363,76 @@ def test_signatures_script_passes_each_digest_and_stops_on_the_first_unsigned(
     )
 
 
+def _step_index(job: dict[str, Any], text: str) -> int:
+    return next(i for i, step in enumerate(job["steps"]) if text in str(step.get("run", "")))
+
+
+def test_the_runner_reaches_the_hosts_only_through_its_own_temporary_rule() -> None:
+    """Issue 12: the deploy, the release and both retrain jobs let their runner's address in on
+    the bastion (scripts/ci_access.py open) before their first SSH or MLflow use, inside the job
+    (for prod: after the approval), and remove it in an `always()` step after the last; MLflow
+    and Prometheus only through playbooks/tunnel.sh, Ansible through the bastion."""
+    jobs = {
+        ("deploy", "deploy"): "$RUNNER_TEMP/outputs.json",
+        ("release", "images"): "$RUNNER_TEMP/dev-outputs.json",
+        ("retrain", "report"): "$RUNNER_TEMP/dev-outputs.json",
+        ("retrain", "retrain"): "$RUNNER_TEMP/dev-outputs.json",
+    }
+    for (name, job_id), outputs in jobs.items():
+        job = BY_NAME[name].jobs[job_id]
+        opened = _step_index(job, "scripts.ci_access open")
+        closed = _step_index(job, "scripts.ci_access close")
+        assert opened < closed, (name, job_id)
+        assert f'--outputs "{outputs}"' in str(job["steps"][opened]["run"])
+        close = job["steps"][closed]
+        assert close["if"] == "always() && steps.access.outcome != 'skipped'", (name, job_id)
+        assert job["steps"][opened]["id"] == "access"
+        assert close["env"]["RUNNER_IP"] == "${{ steps.access.outputs.ip }}"
+        assert job.get("environment"), (name, job_id)  # the keys of an environment
+    deploy = BY_NAME["deploy"].jobs["deploy"]
+    assert deploy["env"]["CEPAGE_SSH_VIA_BASTION"] == "1"
+    assert _step_index(deploy, "make infra-apply") < _step_index(deploy, "scripts.ci_access open")
+    assert _step_index(deploy, "make rollback") < _step_index(deploy, "scripts.ci_access close")
+    for step in deploy["steps"]:
+        if "make smoke" in str(step.get("run", "")):
+            assert str(step["run"]).startswith('playbooks/tunnel.sh "$ENV_NAME" -- make smoke')
+            assert "CEPAGE_SMOKE_PROMETHEUS_URL" not in step.get("env", {})
+    # No MLflow server or proxy password from the repository's settings any more.
+    for wf in ALL:
+        assert "MLFLOW_TRACKING" not in wf.text, wf.name
+        assert "CEPAGE_PROXY_PASSWORD" not in wf.text, wf.name
+    # The release lets go as soon as it has read MLflow: the long build runs without access.
+    images = BY_NAME["release"].jobs["images"]
+    assert _step_index(images, "scripts.ci_access close") < _step_index(
+        images, "make docker-images"
+    )
+
+
+def test_a_scheduled_sweeper_removes_what_a_dead_run_left_open() -> None:
+    sweeper = BY_NAME["access-sweeper"]
+    (cron,) = sweeper.triggers["schedule"]
+    minute, hour, *_ = cron["cron"].split()
+    assert minute.isdigit() and hour == "*", "hourly"
+    assert "workflow_dispatch" in sweeper.triggers
+    dev = sweeper.jobs["sweep-dev"]
+    assert dev["environment"] == "dev" and dev["permissions"] == {"contents": "read",
+                                                                   "actions": "read"}  # fmt: skip
+    runs = "\n".join(str(s.get("run", "")) for s in dev["steps"])
+    assert "make -s infra-output ENV=dev" in runs and "scripts.ci_access sweep --outputs" in runs
+    # Never while a run that may hold a rule is in progress (it would be cut off).
+    busy = next(s for s in dev["steps"] if s.get("id") == "busy")
+    for workflow in ("deploy.yml", "release.yml", "retrain.yml"):
+        assert workflow in busy["run"]
+    sweep = next(s for s in dev["steps"] if "scripts.ci_access sweep" in str(s.get("run", "")))
+    assert sweep["if"] == "steps.busy.outputs.busy == '0'"
+    # Prod: checked with the read-only plan key, no environment (its reviewers would hold it).
+    prod = sweeper.jobs["check-prod"]
+    assert "environment" not in prod
+    assert prod["env"]["SCW_SECRET_KEY"] == "${{ secrets.SCW_PLAN_SECRET_KEY }}"
+    assert "scripts.ci_access sweep --dry-run" in str(prod["steps"])
+    assert "ENV=prod" in str(prod["steps"])
+
+
 def test_make_calls_are_parsed_as_the_shell_reads_them() -> None:
     script = (
         'make -s infra-output ENV="$ENV_NAME" > "$RUNNER_TEMP/out.json"\n'
@@ -490,6 +567,56 @@ BROKEN: dict[str, tuple[Callable[[], Workflow], Callable[[Workflow], list[str]],
         ),
         check_secrets,
         "looks like a plaintext Scaleway access key",
+    ),
+    "host-use-before-access": (
+        lambda: edit_data(
+            "deploy",
+            lambda d: d["jobs"]["deploy"]["steps"].insert(
+                1, {"run": 'playbooks/tunnel.sh dev -- make smoke URL="$URL"'}
+            ),
+        ),
+        check_runner_access,
+        "reaches the hosts before access is opened",
+    ),
+    "access-never-closed": (
+        lambda: edit_data(
+            "retrain",
+            lambda d: d["jobs"]["report"].update(
+                steps=[
+                    s
+                    for s in d["jobs"]["report"]["steps"]
+                    if "ci_access close" not in str(s.get("run", ""))
+                ]
+            ),
+        ),
+        check_runner_access,
+        "retrain.report: access is not closed after its last use",
+    ),
+    "close-only-on-success": (
+        lambda: edit_text(
+            "deploy", "if: always() && steps.access.outcome != 'skipped'", "if: success()"
+        ),
+        check_runner_access,
+        "the close step runs only if success()",
+    ),
+    "cepage-outside-the-tunnel": (
+        lambda: edit_text(
+            "release",
+            'model="$(playbooks/tunnel.sh dev -- .venv/bin/cepage registry champion)"',
+            'model="$(.venv/bin/cepage registry champion)"',
+        ),
+        check_runner_access,
+        "runs cepage outside playbooks/tunnel.sh",
+    ),
+    "mlflow-from-a-variable": (
+        lambda: edit_data(
+            "retrain",
+            lambda d: d["jobs"]["retrain"]["env"].update(
+                MLFLOW_TRACKING_URI="${{ vars.MLFLOW_TRACKING_URI }}"
+            ),
+        ),
+        check_runner_access,
+        "MLflow from a variable",
     ),
     "uuid-secret-in-clear": (
         lambda: edit_data(
