@@ -122,6 +122,15 @@ infra-lint: ## tflint (every rule of the bundled Terraform ruleset) on iac/ and 
 infra-output: ## Terraform outputs of ENV=dev|prod as JSON (ansible_inventory is Ansible's inventory)
 	@$(INFRA) output $(ENV)
 
+# --- From an empty Scaleway project to a serving environment (scripts/bootstrap.py) ---
+.PHONY: bootstrap teardown
+
+bootstrap: $(STAMP) ## One command, resumable, never destroys: state bucket, infra, images, MLflow, first model, release, deploy, smoke: make bootstrap ENV=dev [SUFFIX=yourorg] [FROM=step] [INIT_VAULT=1]
+	@TERRAFORM="$(TERRAFORM)" $(BIN)/python -m scripts.bootstrap run $(ENV) $(if $(SUFFIX),--suffix $(SUFFIX)) $(if $(FROM),--from $(FROM)) $(if $(INIT_VAULT),--init-vault)
+
+teardown: $(STAMP) ## Remove ENV=dev|prod completely (registry images, infra, bootstrap state); asks you to type ENV [EMPTY_BUCKETS=1 for prod's] [YES=1]
+	@TERRAFORM="$(TERRAFORM)" $(BIN)/python -m scripts.bootstrap teardown $(ENV) $(if $(EMPTY_BUCKETS),--empty-buckets) $(if $(YES),--yes)
+
 # --- Deploy with Ansible (playbooks/) ---
 DEPLOY := ANSIBLE_PLAYBOOK=$(abspath $(BIN))/ansible-playbook playbooks/deploy.sh
 

@@ -27,13 +27,12 @@ from stack.processes import answers, process_tree, running, start, stop_group, w
 from tests.support.mixed_data import CALLS, CHARGES, PAPERLESS, PLAN, REGION, TENURE
 from tests.support.procs import (
     BIN,
-    ROOT,
     bentoml_serve,
     free_port,
     private_bentoml_home,
-    require,
     stack_env,
 )
+from tests.support.s3 import s3_server
 
 pytestmark = pytest.mark.integration
 
@@ -281,35 +280,6 @@ def test_a_bad_log_setting_stops_the_service_before_it_serves(
 
 
 # --- S3 ---
-
-
-def moto_server() -> Path:
-    """moto's S3 server from its own venv (tests/tools/moto.sh: its pins clash with the lock);
-    skips on a laptop where it cannot be installed, fails with CI=true."""
-    built = subprocess.run(
-        ["bash", str(ROOT / "tests" / "tools" / "moto.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    require(
-        built.returncode == 0,
-        f"moto (an S3-compatible server) cannot be installed: tests/tools/moto.sh failed:\n"
-        f"{built.stderr[-2000:]}",
-    )
-    return Path(built.stdout.strip().splitlines()[-1])
-
-
-@contextmanager
-def s3_server(tmp_path: Path) -> Iterator[str]:
-    """A real S3-compatible server on a free port; yields its endpoint."""
-    exe = moto_server()
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    argv = [str(exe), "-H", "127.0.0.1", "-p", str(port)]
-    with running(argv, log=tmp_path / "moto.log", ready_url=f"{endpoint}/moto-api/", timeout=60):
-        yield endpoint
 
 
 def test_the_log_is_written_to_s3(

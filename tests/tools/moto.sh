@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# An S3-compatible server for the prediction log's S3 test (tests/integration/test_prediction_log.py):
-# moto's standalone server, in its own venv under the cache, not in .venv, because its botocore
-# pins python-dateutil<3 and the project's lock has 4.x (the same reason scripts/iac-tools.sh gives
-# terraform-compliance and checkov venvs of their own).
+# An S3-compatible server for the tests that need one (tests/support/s3.py: the prediction log's
+# S3 test, make teardown's bucket emptying): moto's standalone server, in its own venv under the
+# cache, not in .venv, so that its pins never steer the project's lock (as scripts/iac-tools.sh
+# gives terraform-compliance and checkov venvs of their own).
 # Idempotent: the venv is (re)made only when the pinned version is missing. Prints nothing but
 # errors and, on the last line, the path of the `moto_server` executable.
 #
