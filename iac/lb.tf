@@ -108,3 +108,14 @@ resource "scaleway_lb_acl" "https_redirect" {
     invert            = true
   }
 }
+
+# Without domain_name, prod's certificate is for a name under ip_dns_zone, and the load balancer
+# asks Let's Encrypt only: when the zone's shared weekly limit is used up (sslip.io's often is),
+# the certificate, and so the apply, fails until the limit frees. A warning at plan time, not an
+# error: dev and a trial of prod may accept it.
+check "prod_has_a_domain" {
+  assert {
+    condition     = !local.high_availability || var.domain_name != "" || var.ip_dns_zone == ""
+    error_message = "The load balancer's certificate will be for a name under ${var.ip_dns_zone}, whose Let's Encrypt limit is shared with every user of that zone: set domain_name for prod (docs/install.md, HTTPS and names)."
+  }
+}

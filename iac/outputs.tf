@@ -47,6 +47,7 @@ locals {
     # operators' sites' (the same with a domain; the control host's own name without one).
     cepage_domain_name       = local.app_domain
     cepage_admin_domain_name = local.admin_domain
+    cepage_acme_email        = var.acme_email
     cepage_ports             = var.stack_ports
     cepage_health_check_path = var.health_check_path
     cepage_tls_termination   = local.high_availability ? "load_balancer" : "proxy"

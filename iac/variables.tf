@@ -139,6 +139,17 @@ variable "ip_dns_zone" {
   }
 }
 
+variable "acme_email" {
+  description = "Email for the certificate authorities' accounts (the instances' reverse proxy). With it, Caddy falls back to ZeroSSL when Let's Encrypt refuses a certificate, e.g. when a shared ip_dns_zone such as sslip.io has used up Let's Encrypt's weekly limit. Empty: Let's Encrypt only. An operator input: TF_VAR_acme_email or envs/ENV.local.tfvars."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.acme_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[a-z]{2,}$", var.acme_email))
+    error_message = "acme_email must be empty or an email address."
+  }
+}
+
 # --- compute ------------------------------------------------------------------------------------
 
 variable "service_instance_count" {

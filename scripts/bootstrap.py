@@ -7,9 +7,11 @@ The first release cannot come from CI: the release workflow packages the @champi
 deployed MLflow, and the deploy workflow needs images already in the registry. This program cuts
 that loop from the operator's machine, one named step after the other:
 
-    check          credentials, tools, operator inputs, the environment's encrypted Ansible vault
+    check          credentials, tools, operator inputs, the vault's password
     state-bucket   the Terraform state bucket (iac/bootstrap), its name written into
                    iac/envs/*.backend.hcl
+    vault          the environment's encrypted Ansible vault; INIT_VAULT writes it, with the
+                   ci-apply-ENV key (from Secret Manager) as the deployer's, never yours
     infra          plan, refuse any delete or replace, apply the saved plan
     registry-login docker login to the environment's Container Registry
     mlflow-up      the MLflow image pushed, then a first deploy of MLflow (and its database) only
@@ -31,6 +33,7 @@ directly instead (tests, or an MLflow you reach otherwise).
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -284,9 +287,7 @@ def check(ctx: Context) -> None:
         if shutil.which(tool, path=ctx.environ.get("PATH")) is None:
             problems.append(f"{tool} is not on PATH: {how}")
     problems += operator_input_problems(ctx)
-    if ctx.init_vault and not ctx.vault.exists() and not problems and has_vault_password(ctx):
-        init_vault(ctx)
-    problems += vault_problems(ctx)
+    problems += vault_problems(ctx, will_write=ctx.init_vault)
     if problems:
         raise BootstrapError("not ready:\n  - " + "\n  - ".join(problems))
     print("    credentials, tools, operator inputs and the encrypted vault are in place")
@@ -312,13 +313,17 @@ def has_vault_password(ctx: Context) -> bool:
     return bool(env.get("ANSIBLE_VAULT_PASSWORD_FILE") or env.get("ANSIBLE_VAULT_PASSWORD"))
 
 
-def vault_problems(ctx: Context) -> list[str]:
+def vault_problems(ctx: Context, will_write: bool = False) -> list[str]:
+    """What is wrong with the environment's vault; ``will_write``: the vault step writes a
+    missing one (INIT_VAULT), so only its password is needed now."""
     problems = []
     if not has_vault_password(ctx):
         problems.append(
             "set ANSIBLE_VAULT_PASSWORD_FILE (a file holding the vault password, never in git)"
         )
-    if not ctx.vault.exists():
+    if not ctx.vault.exists() and will_write:
+        pass
+    elif not ctx.vault.exists():
         example = ctx.vault.parents[2] / "vault.example.yml"
         problems.append(
             f"no {_rel(ctx.vault)}: run again with --init-vault (make bootstrap ... INIT_VAULT=1) "
@@ -332,7 +337,51 @@ def vault_problems(ctx: Context) -> list[str]:
     return problems
 
 
-def init_vault(ctx: Context) -> None:
+def vault(ctx: Context) -> None:
+    """The environment's vault: checked when it exists; with INIT_VAULT, written now (after the
+    state bucket, whose bootstrap made the CI keys) with the ci-apply-ENV key as the deployer's."""
+    if ctx.vault.exists() or not ctx.init_vault:
+        problems = vault_problems(ctx)
+        if problems:
+            raise BootstrapError("\n  - ".join(["the vault:", *problems]))
+        print(f"    {_rel(ctx.vault)} is there, encrypted")
+        return
+    init_vault(ctx, ci_apply_key(ctx))
+
+
+def ci_apply_key(ctx: Context) -> dict[str, str]:
+    """The ci-apply-ENV key pair, from Secret Manager (iac/bootstrap's output names it): the
+    deployer's key in the vault is this environment's apply key, never the operator's own,
+    which can manage IAM for the whole organisation and would reach GitHub with the vault."""
+    env = {"AWS_ACCESS_KEY_ID": ctx.environ.get("SCW_ACCESS_KEY", ""),
+           "AWS_SECRET_ACCESS_KEY": ctx.environ.get("SCW_SECRET_KEY", "")}  # fmt: skip
+    done = ctx.call(
+        [*ctx.terraform, "output", "-json", "ci_key_secret_ids"],
+        cwd=ctx.iac / "bootstrap",
+        env=env,
+        capture=True,
+        check=False,
+    )
+    name = f"ci-apply-{ctx.env}"
+    try:
+        secret_id = str(json.loads(done.stdout)[name])
+    except (ValueError, KeyError, TypeError) as error:
+        raise BootstrapError(
+            f"cannot read {name}'s Secret Manager id from iac/bootstrap's outputs (its state is "
+            "local to the machine that made the state bucket: run there, or write the vault by "
+            f"hand from vault.example.yml with the {name} key)"
+        ) from error
+    region, _, uuid = secret_id.rpartition("/")
+    answer = scaleway_api(
+        ctx,
+        "GET",
+        f"/secret-manager/v1beta1/regions/{region}/secrets/{uuid}/versions/latest/access",
+    )
+    pair = json.loads(base64.b64decode(str(answer["data"])))
+    return {"access_key": str(pair["access_key"]), "secret_key": str(pair["secret_key"])}
+
+
+def init_vault(ctx: Context, deployer: Mapping[str, str]) -> None:
     """Write the environment's vault with generated secrets, then encrypt it in place.
 
     The proxy's operator password (MLflow, Grafana, Prometheus, Alertmanager) is generated too:
@@ -349,7 +398,7 @@ def init_vault(ctx: Context) -> None:
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
     ctx.vault.parent.mkdir(parents=True, exist_ok=True)
     ctx.vault.touch(mode=0o600)
-    ctx.vault.write_text(vault_text(ctx.environ, hashed))
+    ctx.vault.write_text(vault_text(deployer, hashed))
     vault_args = (
         []
         if ctx.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
@@ -366,11 +415,11 @@ def init_vault(ctx: Context) -> None:
     )
 
 
-def vault_text(environ: Mapping[str, str], proxy_password_hash: str) -> str:
-    """The vault's YAML: the deployer's key from SCW_*, generated passwords and keys."""
+def vault_text(deployer: Mapping[str, str], proxy_password_hash: str) -> str:
+    """The vault's YAML: the deployer's key (ci-apply-ENV's), generated passwords and keys."""
     values = {
-        "vault_cepage_scw_access_key": environ["SCW_ACCESS_KEY"],
-        "vault_cepage_scw_secret_key": environ["SCW_SECRET_KEY"],
+        "vault_cepage_scw_access_key": deployer["access_key"],
+        "vault_cepage_scw_secret_key": deployer["secret_key"],
         "vault_cepage_postgres_password": secrets.token_hex(24),
         "vault_cepage_feedback_key": secrets.token_hex(32),
         "vault_cepage_proxy_password_hash": proxy_password_hash,
@@ -506,11 +555,14 @@ def registry_host(prefix: str) -> str:
 
 
 def registry_login(ctx: Context) -> None:
+    """docker login (the pushes) and skopeo login (the digests): skopeo reads docker's own file,
+    but not a credential helper's store (Docker Desktop keeps logins in the OS keychain)."""
     host = registry_host(registry_prefix(ctx))
-    ctx.call(
-        ["docker", "login", host, "-u", "nologin", "--password-stdin"],
-        stdin=ctx.environ["SCW_SECRET_KEY"],
-    )
+    for tool in ("docker", "skopeo"):
+        ctx.call(
+            [tool, "login", host, "-u", "nologin", "--password-stdin"],
+            stdin=ctx.environ["SCW_SECRET_KEY"],
+        )
 
 
 # --- 5. mlflow-up ------------------------------------------------------------------------------
@@ -725,6 +777,9 @@ STEPS = (
         state_bucket,
         _bucket_still_set,
     ),
+    Step(
+        "vault", "the Ansible vault (INIT_VAULT: written with ci-apply-ENV's key)", vault, _always
+    ),
     Step("infra", "terraform plan (refused if it deletes anything), apply", infra),
     Step("registry-login", "docker login to the environment's registry", registry_login, _always),
     Step("mlflow-up", "the MLflow image pushed, MLflow deployed alone", mlflow_up),
@@ -878,9 +933,15 @@ def teardown(ctx: Context, yes: bool, empty: bool, ask: Callable[[str], str] = i
         empty_buckets(
             ctx, bucket_names, str(buckets.get("endpoint", "")), str(buckets.get("region", ""))
         )
-    for ref in delete_registry_images(ctx, str(outputs["registry_endpoint"])):
-        print(f"    deleted {ref}")
-    ctx.call([ctx.iac / "infra.sh", "destroy", ctx.env], stdin="yes\n" if yes else None)
+    registry = outputs.get("registry_endpoint")
+    if registry:
+        for ref in delete_registry_images(ctx, str(registry)):
+            print(f"    deleted {ref}")
+    else:
+        print("    no registry_endpoint in Terraform's outputs (destroyed already?): no image")
+    # Confirmed once, above: Terraform's own prompt would only ask again after the images are
+    # gone, when answering no could no longer keep them.
+    ctx.call([ctx.iac / "infra.sh", "destroy", ctx.env], stdin="yes\n")
     for path in (ctx.state.path, ctx.digests_file):
         path.unlink(missing_ok=True)
     print(leftovers(ctx))

@@ -61,9 +61,19 @@ def _retry(check: Callable[[], T], wait: float, interval: float) -> T:
             time.sleep(interval)
 
 
+# What a certificate error most often means for a new environment.
+TLS_HINT = (
+    " (no valid certificate yet: the proxy or the load balancer may still be getting one, or the"
+    " certificate authority refused it, e.g. Let's Encrypt's weekly limit for a shared zone such"
+    " as sslip.io: docs/install.md, HTTPS and names)"
+)
+
+
 def _get(session: requests.Session, url: str, timeout: float, **kwargs: Any) -> requests.Response:
     try:
         return session.get(url, timeout=timeout, **kwargs)
+    except requests.exceptions.SSLError as exc:
+        raise SmokeError(f"GET {url}: SSLError: {exc}{TLS_HINT}") from None
     except requests.RequestException as exc:
         raise SmokeError(f"GET {url}: {type(exc).__name__}: {exc}") from None
 

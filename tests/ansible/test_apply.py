@@ -403,3 +403,33 @@ def test_digest_pinned_rollout_and_the_rollback_pins_them_again(
     values = env_file(host.read("/opt/cepage/compose/.env"))
     assert values["CEPAGE_IMAGE_TAG"] == "v2.0.0"
     assert values["CEPAGE_SERVICE_DIGEST"] == f"@{pinned['service']}"
+
+
+def test_the_bootstraps_mlflow_only_deploy_is_never_a_release(deployed: Deployed) -> None:
+    """`make bootstrap`'s first deploy (scripts/bootstrap.py mlflow_only_vars, the very values it
+    passes): the control host only, MLflow's image pinned alone, prod's full-digest rule off. It
+    renders that tag, but records no release and no digests: a later rollback can never land on
+    a tag that has no service image."""
+    from scripts.bootstrap import mlflow_only_vars
+
+    host = deployed.host
+    releases = host.read("/opt/cepage/releases")
+    digests_file = "cat /opt/cepage/release-digests.json 2>/dev/null || true"
+    recorded = host.sh(digests_file).stdout  # none yet when this test runs alone
+    serving = env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"]
+    digest = "sha256:" + hashlib.sha256(b"mlflow-only").hexdigest()
+    extra = {**mlflow_only_vars({"database": None}), "cepage_image_digests": {"mlflow": digest}}
+    assert extra["cepage_stack_services"] == ["mlflow", "prometheus", "postgres"]
+    run = run_deploy(
+        "deploy",
+        [*host.connection_args(), *OFFLINE, "--limit", "control", "-e", json.dumps(extra)],
+        {**deployed.env, "IMAGE_TAG": "0123456789ab-bootstrap"},
+    )
+    run.assert_ok()
+    values = env_file(host.read("/opt/cepage/compose/.env"))
+    assert values["CEPAGE_IMAGE_TAG"] == "0123456789ab-bootstrap"
+    assert values["CEPAGE_MLFLOW_DIGEST"] == f"@{digest}"
+    assert host.read("/opt/cepage/releases") == releases
+    assert host.sh(digests_file).stdout == recorded
+    deployed.deploy("rollback", "--tags", "stack").assert_ok()
+    assert env_file(host.read("/opt/cepage/compose/.env"))["CEPAGE_IMAGE_TAG"] == serving

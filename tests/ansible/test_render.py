@@ -147,7 +147,10 @@ def test_each_role_gets_its_own_key_and_the_admin_sites_stay_on_the_control_host
         assert derived["backup_passphrase"] == "backup-from-secret-manager"
     for name in SERVICE_HOSTS:
         assert env(rendered, name)["CEPAGE_ADMIN_SITES"] == "off"
+        assert "CEPAGE_APP_SITES" not in env(rendered, name)
     assert "CEPAGE_ADMIN_SITES" not in env(rendered, CONTROL)
+    # The control host serves no public site: it never asks for the balancer's names' certificates.
+    assert env(rendered, CONTROL)["CEPAGE_APP_SITES"] == "off"
 
 
 def test_prometheus_scrapes_every_host(rendered: Path) -> None:

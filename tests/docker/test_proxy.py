@@ -9,13 +9,18 @@ gets through the proxy's own checks ends in 502, one the proxy stops gets its ow
 
 from __future__ import annotations
 
+import json
+import socket
+import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
 
 from stack.processes import free_port, running
 from tests.support.procs import ROOT, built_by
@@ -137,6 +142,91 @@ def test_admin_sites_hang_under_their_own_name(proxy: Proxy) -> None:
         assert get(base, f"api.{app}", "/readyz").status_code == 502
 
 
+def test_names_without_a_domain_are_served_over_tls(proxy: Proxy, tmp_path: Path) -> None:
+    """The no-domain names (iac/: each IP under ip_dns_zone), served over HTTPS with a
+    certificate for each site's own name: here from Caddy's internal CA (CEPAGE_ACME_ISSUERS=
+    internal, offline), in the cloud from Let's Encrypt for the very same site addresses."""
+    app, admin = "10-0-0-1.sslip.test", "10-0-0-2.sslip.test"
+    with proxy(
+        CEPAGE_SITE_SCHEME="",
+        CEPAGE_ACME_ISSUERS="internal",
+        CEPAGE_ADMIN_CIDRS="127.0.0.1/32",
+        CEPAGE_DOMAIN=app + ":{port}",
+        CEPAGE_ADMIN_DOMAIN=admin + ":{port}",
+    ) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for name in (f"api.{app}", app, f"mlflow.{admin}"):
+            names = served_certificate_names(port, name)
+            assert names == [name], (name, names)
+        # Through TLS, the same gates: the admin site asks for the password.
+        assert https_status(port, f"mlflow.{admin}") == b"HTTP/1.1 401 Unauthorized"
+
+
+def served_certificate_names(port: int, server_name: str) -> list[str]:
+    """The DNS names of the certificate the proxy presents for ``server_name`` (SNI)."""
+    for _ in range(50):  # the internal CA issues on the first handshake of each name
+        try:
+            with tls_to(port, server_name) as tls:
+                der = tls.getpeercert(binary_form=True)
+            break
+        except (ssl.SSLError, ConnectionError):
+            time.sleep(0.2)
+    else:
+        raise AssertionError(f"no certificate for {server_name}")
+    assert der is not None
+    certificate = x509.load_der_x509_certificate(der)
+    extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return extension.value.get_values_for_type(x509.DNSName)
+
+
+@contextmanager
+def tls_to(port: int, server_name: str) -> Iterator[ssl.SSLSocket]:
+    """A TLS connection to the proxy on 127.0.0.1 asking for ``server_name`` (SNI); the internal
+    CA is not trusted here: the test reads the certificate, it does not rely on it."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        yield tls
+
+
+def https_status(port: int, host: str) -> bytes:
+    """The status line of ``GET /`` for ``host`` over TLS."""
+    with tls_to(port, host) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return tls.recv(64).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("issuers", "expected"),
+    [
+        ("letsencrypt", []),  # Caddy's default: Let's Encrypt alone, no policy written
+        ("letsencrypt-zerossl", [{"email": "ops@example.org", "module": "acme"},
+                                 {"ca": "https://acme.zerossl.com/v2/DV90",
+                                  "email": "ops@example.org", "module": "acme"}]),
+        ("internal", [{"module": "internal"}]),
+    ],
+)  # fmt: skip
+def test_the_certificate_issuers_follow_the_setting(
+    caddy: Path, tmp_path: Path, issuers: str, expected: list[dict[str, str]]
+) -> None:
+    """Let's Encrypt's weekly limit per registered domain is shared by every user of a zone like
+    sslip.io: with CEPAGE_ACME_EMAIL, ZeroSSL takes over when Let's Encrypt refuses."""
+    done = subprocess.run(
+        [str(caddy), "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CEPAGE_DOMAIN": "ml.example.org",
+             "CEPAGE_ADMIN_DOMAIN": "ml.example.org", "CEPAGE_ACME_ISSUERS": issuers,
+             "CEPAGE_ACME_EMAIL": "ops@example.org",
+             "CEPAGE_PROXY_USER": "operator", "CEPAGE_PROXY_PASSWORD_HASH": "x"},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    policies = json.loads(done.stdout).get("apps", {}).get("tls", {}).get("automation", {})
+    found = [issuer for policy in policies.get("policies", []) for issuer in policy["issuers"]]
+    assert found == expected
+
+
 def test_password_guessing_is_rate_limited_per_address(proxy: Proxy) -> None:
     with proxy(CEPAGE_ADMIN_CIDRS="127.0.0.1/32", CEPAGE_ADMIN_RATE_LIMIT_EVENTS="5") as base:
         codes = [get(base, "mlflow.localhost", auth=("operator", f"guess-{i}")).status_code
@@ -154,6 +244,16 @@ def test_a_service_instance_serves_no_admin_site(proxy: Proxy) -> None:
             # No site for the name: Caddy's empty answer, nothing proxied anywhere.
             assert answer.status_code == 200 and answer.content == b"", site
         assert get(base, "api.localhost", "/readyz").status_code == 502
+
+
+def test_a_control_host_serves_no_public_site(proxy: Proxy) -> None:
+    """Behind a load balancer the control host's proxy serves the admin sites only: it never
+    certifies (nor proxies) the app's names, which point at the balancer."""
+    with proxy(CEPAGE_ADMIN_CIDRS="127.0.0.1/32", CEPAGE_APP_SITES="off") as base:
+        for site in ("localhost", "api.localhost"):
+            answer = get(base, site, "/readyz")
+            assert answer.status_code == 200 and answer.content == b"", site
+        assert get(base, "mlflow.localhost").status_code == 401
 
 
 def test_a_wrong_admin_sites_switch_stops_the_proxy(

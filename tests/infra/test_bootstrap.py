@@ -17,6 +17,7 @@ Scaleway registry API calls (driven here against a local stand-in of that API).
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -106,7 +107,7 @@ def test_a_finished_step_whose_check_fails_runs_again(tmp_path: Path) -> None:
 
 def test_the_steps_are_the_documented_ones_in_order() -> None:
     assert [s.name for s in bootstrap.STEPS] == [
-        "check", "state-bucket", "infra", "registry-login", "mlflow-up", "first-model",
+        "check", "state-bucket", "vault", "infra", "registry-login", "mlflow-up", "first-model",
         "release", "deploy", "smoke",
     ]  # fmt: skip
     makefile = (ROOT / "Makefile").read_text()
@@ -151,7 +152,7 @@ def test_check_lists_every_missing_prerequisite(tmp_path: Path) -> None:
 
 
 def test_the_generated_vault_has_every_required_value() -> None:
-    environ = {"SCW_ACCESS_KEY": "SCWABCDEFGHIJKLMNOPQ", "SCW_SECRET_KEY": "s3cr3t"}
+    environ = {"access_key": "SCWABCDEFGHIJKLMNOPQ", "secret_key": "s3cr3t"}
     first = bootstrap.vault_text(environ, "$2b$10$hash")
     values: dict[str, str] = {}
     for line in first.splitlines()[1:]:
@@ -415,23 +416,76 @@ def test_the_role_knows_the_variables_the_mlflow_only_deploy_sets() -> None:
     assert tasks.count("cepage_stack_record_release | bool") == 2
 
 
-def test_init_vault_writes_an_encrypted_vault_with_a_real_ansible_vault(tmp_path: Path) -> None:
+class FakeSecretManager(BaseHTTPRequestHandler):
+    """Scaleway Secret Manager's access call, answering with the ci-apply-dev key pair (a
+    stand-in: the real one needs an account)."""
+
+    pair: ClassVar[dict[str, str]] = {
+        "access_key": "SCWCIAPPLYDEV0000000",
+        "secret_key": "11111111-2222-3333-4444-555555555555",  # pragma: allowlist secret
+    }
+
+    def do_GET(self) -> None:
+        assert self.headers["X-Auth-Token"] == OPERATOR_SECRET
+        assert self.path == (
+            "/secret-manager/v1beta1/regions/fr-par/secrets/"
+            "0d0d0d0d-0000-4000-8000-000000000001/versions/latest/access"
+        ), self.path
+        data = base64.b64encode(json.dumps(self.pair).encode()).decode()
+        body = json.dumps({"secret_id": "x", "revision": 1, "data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+OPERATOR_SECRET = "0b5e7a9c-1d2f-4a6b-8c3d-9e0f1a2b3c4d"  # pragma: allowlist secret
+CI_KEY_OUTPUT = """
+import json, sys
+assert sys.argv[1:] == ["output", "-json", "ci_key_secret_ids"], sys.argv
+print(json.dumps({"ci-plan": "fr-par/0d0d0d0d-0000-4000-8000-000000000000",
+                  "ci-apply-dev": "fr-par/0d0d0d0d-0000-4000-8000-000000000001"}))
+"""
+
+
+def test_init_vault_writes_the_apply_key_never_the_operators(tmp_path: Path) -> None:
+    """INIT_VAULT: the deployer's key in the vault (which CI gets as ANSIBLE_VAULT_YML) is the
+    environment's ci-apply key read from Secret Manager, not the operator's own SCW_* key (which
+    manages IAM for the organisation); encrypted by the real ansible-vault."""
     root = tmp_path / "repo"
     shutil.copytree(
         ROOT / "playbooks",
         root / "playbooks",
         ignore=shutil.ignore_patterns("vault.yml", "terraform.json"),
     )
+    (root / "iac" / "bootstrap").mkdir(parents=True)
+    stand_in = tmp_path / "terraform.py"
+    stand_in.write_text(CI_KEY_OUTPUT)
     password_file = tmp_path / "vault-password"
     password_file.write_text("correct horse battery staple\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSecretManager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     environ = {
         "PATH": f"{BIN}:/usr/bin:/bin",
-        "SCW_ACCESS_KEY": "SCWABCDEFGHIJKLMNOPQ",
-        "SCW_SECRET_KEY": "0b5e7a9c-1d2f-4a6b-8c3d-9e0f1a2b3c4d",
+        "SCW_ACCESS_KEY": "SCWOPERATOR000000000",
+        "SCW_SECRET_KEY": OPERATOR_SECRET,
         "ANSIBLE_VAULT_PASSWORD_FILE": str(password_file),
+        "TERRAFORM": f"{sys.executable} {stand_in}",
+        "SCW_API_URL": f"http://127.0.0.1:{server.server_port}",
     }
     ctx = context(tmp_path, environ, root)
-    bootstrap.init_vault(ctx)
+    ctx.init_vault = True
+    # check lets a missing vault through when the vault step will write it, not otherwise.
+    assert bootstrap.vault_problems(ctx, will_write=True) == []
+    assert bootstrap.vault_problems(ctx) != []
+    try:
+        bootstrap.vault(ctx)
+    finally:
+        server.shutdown()
     assert ctx.vault.read_text().startswith("$ANSIBLE_VAULT;")
     assert ctx.vault.stat().st_mode & 0o077 == 0
     assert bootstrap.vault_problems(ctx) == []
@@ -440,7 +494,9 @@ def test_init_vault_writes_an_encrypted_vault_with_a_real_ansible_vault(tmp_path
         env=environ, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     values = yaml.safe_load(shown.stdout)
-    assert values["vault_cepage_scw_access_key"] == "SCWABCDEFGHIJKLMNOPQ"
+    assert values["vault_cepage_scw_access_key"] == FakeSecretManager.pair["access_key"]
+    assert values["vault_cepage_scw_secret_key"] == FakeSecretManager.pair["secret_key"]
+    assert OPERATOR_SECRET not in shown.stdout
     assert values["vault_cepage_proxy_password_hash"].startswith("$2")
     operator = ctx.state.path.with_name("dev-proxy-password")
     assert operator.stat().st_mode & 0o077 == 0 and len(operator.read_text().strip()) >= 24
@@ -492,7 +548,7 @@ def test_the_command_stops_at_check_with_the_state_recorded(tmp_path: Path) -> N
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "[run ] 1. check" in done.stdout and "[run ] 9. smoke" in done.stdout
+    assert "[run ] 1. check" in done.stdout and "[run ] 10. smoke" in done.stdout
     assert "step check failed" in done.stderr and "set SCW_ACCESS_KEY" in done.stderr
     assert "run the same command again" in done.stderr
     state = json.loads((tmp_path / "home" / "bootstrap" / "dev.json").read_text())

@@ -419,18 +419,20 @@ def test_a_scheduled_sweeper_removes_what_a_dead_run_left_open() -> None:
                                                                    "actions": "read"}  # fmt: skip
     runs = "\n".join(str(s.get("run", "")) for s in dev["steps"])
     assert "make -s infra-output ENV=dev" in runs and "scripts.ci_access sweep --outputs" in runs
-    # Never while a run that may hold a rule is in progress (it would be cut off).
-    busy = next(s for s in dev["steps"] if s.get("id") == "busy")
-    for workflow in ("deploy.yml", "release.yml", "retrain.yml"):
-        assert workflow in busy["run"]
+    # Never while a run that may hold a rule is in progress (it would be cut off), checked in the
+    # sweep's own step, right before it (not minutes earlier, before the set-up).
     sweep = next(s for s in dev["steps"] if "scripts.ci_access sweep" in str(s.get("run", "")))
-    assert sweep["if"] == "steps.busy.outputs.busy == '0'"
+    for workflow in ("deploy.yml", "release.yml", "retrain.yml"):
+        assert sweep["run"].index(workflow) < sweep["run"].index("scripts.ci_access sweep")
     # Prod: checked with the read-only plan key, no environment (its reviewers would hold it).
     prod = sweeper.jobs["check-prod"]
     assert "environment" not in prod
     assert prod["env"]["SCW_SECRET_KEY"] == "${{ secrets.SCW_PLAN_SECRET_KEY }}"
     assert "scripts.ci_access sweep --dry-run" in str(prod["steps"])
     assert "ENV=prod" in str(prod["steps"])
+    check = next(s for s in prod["steps"] if "--dry-run" in str(s.get("run", "")))
+    assert check["run"].index("deploy.yml") < check["run"].index("scripts.ci_access sweep")
+    assert prod["permissions"] == {"contents": "read", "actions": "read"}
 
 
 def test_make_calls_are_parsed_as_the_shell_reads_them() -> None:

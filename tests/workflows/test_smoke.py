@@ -3,7 +3,9 @@ champion and a real Prometheus scraping it; and each of its failures, with its o
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,6 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support.procs import ROOT, bentoml_serve, free_port, require_binary, running
 
@@ -113,6 +119,37 @@ def test_fails_when_nothing_listens() -> None:
     )
     line = failure(done)
     assert line.startswith(f"smoke: FAIL GET {url}/readyz: ConnectionError")
+
+
+def test_an_untrusted_certificate_is_named_with_its_likely_cause(tmp_path: Path) -> None:
+    """A new environment whose certificate is missing or refused (a proxy still on its own CA, a
+    rate-limited authority): the failure says so, not just a TLS stack trace."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.10-0-0-1.sslip.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ))  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_port}"
+        line = failure(smoke(url, wait=1))
+    finally:
+        server.shutdown()
+    assert line.startswith(f"smoke: FAIL GET {url}/readyz: SSLError"), line
+    assert "certificate authority refused it" in line and "HTTPS and names" in line
 
 
 def test_fails_on_a_server_that_is_not_the_service(prometheus: str) -> None:
