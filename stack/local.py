@@ -61,7 +61,13 @@ def plan(settings: Settings) -> dict[str, Child]:
     ui_cmd += ["--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     children = [
         Child(
-            "mlflow", mlflow_cmd, settings.mlflow_port, "/health", _url(host, settings.mlflow_port)
+            "mlflow",
+            mlflow_cmd,
+            settings.mlflow_port,
+            "/health",
+            _url(host, settings.mlflow_port),
+            # No server-side job runner (huey consumers): GenAI features cepage does not use.
+            {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
         Child(
             "api",
