@@ -148,6 +148,10 @@ restore: $(STAMP) ## Restore MLflow (database + artifacts) of ENV=dev|prod from 
 test-ansible: $(STAMP) ## Ansible: ansible-lint (production), syntax checks, a real apply + idempotence, backup/restore
 	@$(PYTEST) tests/ansible
 
+.PHONY: rehearse
+rehearse: $(STAMP) ## The deployed topology on this machine: hosts with systemd and their own Docker, a registry, site.yml twice, checks through the proxy (~7 min warm)
+	@$(PYTEST) tests/rehearsal
+
 # --- Reliability: load, soak (bench/, tests/reliability/) ---
 LOADTEST_ARGS ?=
 SOAK_DURATION ?= 600

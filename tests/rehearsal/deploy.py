@@ -1,0 +1,123 @@
+"""Deploying to a rehearsal's hosts by `make deploy`'s path (playbooks/deploy.sh), services on.
+
+The inventory folder is the environment's as an operator has it: Terraform's output
+(``hosts.inventory``), the environment's committed group_vars, an encrypted vault (the apply
+test's secrets, with a proxy password hash whose password is known here), and the rehearsal's
+own settings (what differs from Scaleway, each with its reason: ``REHEARSAL_VARS``). Ansible
+reaches the hosts with the docker_api connection (a second inventory source).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stack.processes import ROOT
+from tests.ansible.conftest import TEST_VAULT, VAULT_PASSWORD, Run, ansible_env, tool
+from tests.rehearsal import hosts
+from tests.rehearsal.hosts import Rehearsal
+
+PLAYBOOKS = ROOT / "playbooks"
+DOMAIN = "rehearsal.internal"  # .internal: the proxy's own CA signs its certificates
+PROXY_USER = "admin"  # compose's default CEPAGE_PROXY_USER
+PROXY_PASSWORD = "rehearsal-operator-password"  # pragma: allowlist secret
+TEST_HASH = "$2a$14$abcdefghijklmnopqrstuv0123456789ABCDEFGHIJKLMNOPQRSTU"  # TEST_VAULT's
+
+
+def rehearsal_vars(registry: str) -> dict[str, Any]:
+    """What differs from a Scaleway instance, and why (the environment's extra group_vars)."""
+    return {
+        # No Block Storage device: the data volume's mount point is a volume of the container.
+        "cepage_storage_manage_volume": False,
+        # download.docker.com is unreachable: Debian's docker.io (the host image carries the
+        # compose v2 plugin, which Debian 12 does not package).
+        "cepage_docker_package_source": "debian",
+        # The local registry speaks plain HTTP on the private network, and stands in for Docker
+        # Hub too (a pull-through mirror holding the upstream images or their stand-ins).
+        "cepage_docker_daemon_options": {
+            "insecure-registries": [registry],
+            "registry-mirrors": [f"http://{registry}"],
+        },
+        # Every secret is in the vault: Secret Manager is not asked.
+        "cepage_secret_manager": False,
+    }
+
+
+def password_hash() -> str:
+    """The bcrypt hash of PROXY_PASSWORD (cost 10), by the proxy's own Caddy."""
+    done = subprocess.run(
+        [str(hosts.caddy_binary()), "hash-password", "--plaintext", PROXY_PASSWORD,
+         "--bcrypt-cost", "10"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Deployer:
+    """Runs playbooks/deploy.sh against a rehearsal, with its inventory folder."""
+
+    rehearsal: Rehearsal
+    directory: Path
+    env: dict[str, str]
+
+    def deploy(self, *args: str, action: str = "deploy", timeout: float = 1800) -> Run:
+        argv = ["bash", str(PLAYBOOKS / "deploy.sh"), action, self.rehearsal.layout,
+                "-i", str(self.directory / "connection.yml"), *args]  # fmt: skip
+        done = subprocess.run(
+            argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+        run = Run(done.returncode, done.stdout + done.stderr)
+        (self.directory / "runs.log").open("a").write(f"$ {' '.join(argv)}\n{run.output}\n")
+        return run
+
+
+def prepare(rehearsal: Rehearsal, base: Path, tag: str, admin_cidrs: Sequence[str]) -> Deployer:
+    """The inventory folder (Terraform's output, group_vars, encrypted vault) and the runner."""
+    assert rehearsal.registry is not None
+    env_dir = PLAYBOOKS / "inventories" / rehearsal.layout / "group_vars"
+    target = base / f"inventory-{rehearsal.layout}"
+    shutil.copytree(env_dir, target / "group_vars")
+    all_vars = target / "group_vars" / "all"
+    (all_vars / "rehearsal.yml").write_text(
+        "# The rehearsal's settings (tests/rehearsal/deploy.py: what differs from Scaleway).\n"
+        + yaml.safe_dump(rehearsal_vars(rehearsal.registry.pull), sort_keys=False)
+    )
+    vault = all_vars / "vault.yml"
+    vault.write_text(TEST_VAULT.replace(TEST_HASH, password_hash()))
+    password = base / "vault-password"
+    password.write_text(VAULT_PASSWORD + "\n")
+    encrypted = subprocess.run(
+        [tool("ansible-vault"), "encrypt", "--vault-password-file", str(password), str(vault)],
+        env=ansible_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    password.unlink()
+    if encrypted.returncode != 0:
+        raise RuntimeError(encrypted.stderr)
+    terraform = base / "terraform-output.json"
+    terraform.write_text(
+        json.dumps(hosts.inventory(rehearsal, DOMAIN, admin_cidrs), indent=2) + "\n"
+    )
+    (target / "connection.yml").write_text(
+        yaml.safe_dump(hosts.connection_inventory(rehearsal), sort_keys=False)
+    )
+    env = ansible_env(
+        CEPAGE_INVENTORY_DIR=str(target),
+        CEPAGE_INVENTORY_JSON=str(terraform),
+        ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
+        ANSIBLE_VAULT_PASSWORD=VAULT_PASSWORD,
+        IMAGE_TAG=tag,
+    )
+    return Deployer(rehearsal=rehearsal, directory=target, env=env)
+
+
+def recap_line(run: Run) -> Mapping[str, Mapping[str, int]]:
+    return run.recap()
