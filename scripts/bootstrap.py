@@ -355,15 +355,7 @@ def ci_apply_key(ctx: Context) -> dict[str, str]:
     """The ci-apply-ENV key pair, from Secret Manager (iac/bootstrap's output names it): the
     deployer's key in the vault is this environment's apply key, never the operator's own,
     which can manage IAM for the whole organisation and would reach GitHub with the vault."""
-    env = {"AWS_ACCESS_KEY_ID": ctx.environ.get("SCW_ACCESS_KEY", ""),
-           "AWS_SECRET_ACCESS_KEY": ctx.environ.get("SCW_SECRET_KEY", "")}  # fmt: skip
-    done = ctx.call(
-        [*ctx.terraform, "output", "-json", "ci_key_secret_ids"],
-        cwd=ctx.iac / "bootstrap",
-        env=env,
-        capture=True,
-        check=False,
-    )
+    done = bootstrap_output(ctx, "-json", "ci_key_secret_ids", check=False)
     name = f"ci-apply-{ctx.env}"
     try:
         secret_id = str(json.loads(done.stdout)[name])
@@ -449,18 +441,27 @@ def state_bucket(ctx: Context) -> None:
             "(make bootstrap ENV=dev SUFFIX=yourorg: 1-12 lowercase letters/digits)"
         )
     ctx.call([ctx.iac / "infra.sh", "bootstrap", ctx.suffix])
-    env = {"AWS_ACCESS_KEY_ID": ctx.environ.get("SCW_ACCESS_KEY", ""),
-           "AWS_SECRET_ACCESS_KEY": ctx.environ.get("SCW_SECRET_KEY", "")}  # fmt: skip
-    done = ctx.call(
-        [*ctx.terraform, "output", "-raw", "state_bucket"],
-        cwd=ctx.iac / "bootstrap",
-        env=env,
-        capture=True,
-    )
+    done = bootstrap_output(ctx, "-raw", "state_bucket")
     bucket = done.stdout.strip()
     for path in write_backend_bucket(ctx.iac, bucket):
         print(f'    wrote bucket = "{bucket}" into {_rel(path)}')
     print("    commit iac/envs/dev.backend.hcl and iac/envs/prod.backend.hcl (CI reads them)")
+
+
+def bootstrap_output(
+    ctx: Context, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`terraform output ARGS` of iac/bootstrap (its local state), with the key pair its S3 calls
+    read as AWS_*."""
+    env = {"AWS_ACCESS_KEY_ID": ctx.environ.get("SCW_ACCESS_KEY", ""),
+           "AWS_SECRET_ACCESS_KEY": ctx.environ.get("SCW_SECRET_KEY", "")}  # fmt: skip
+    return ctx.call(
+        [*ctx.terraform, "output", *args],
+        cwd=ctx.iac / "bootstrap",
+        env=env,
+        capture=True,
+        check=check,
+    )
 
 
 def backend_needs_bucket(iac: Path, env: str) -> bool:
