@@ -149,7 +149,7 @@ test-ansible: $(STAMP) ## Ansible: ansible-lint (production), syntax checks, a r
 	@$(PYTEST) tests/ansible
 
 .PHONY: rehearse
-rehearse: $(STAMP) ## The deployed topology on this machine: hosts with systemd and their own Docker, a registry, site.yml twice, checks through the proxy (~7 min warm)
+rehearse: $(STAMP) ## The deployed topology on this machine: hosts with systemd and their own Docker, a registry, a load balancer; deploys under load, rollback, restore, a killed host (~25 min warm)
 	@$(PYTEST) tests/rehearsal
 
 # --- Reliability: load, soak (bench/, tests/reliability/) ---

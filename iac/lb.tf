@@ -49,6 +49,11 @@ resource "scaleway_lb_backend" "service" {
     host_header = local.named ? "api.${local.app_domain}" : null
   }
   on_marked_down_action = "shutdown_sessions"
+  # A connection an instance refuses (its proxy stopped by a rolling deploy's drain, a host that
+  # went down) is tried again on another instance: without redispatch the retries go to the same
+  # instance and the client gets a 503 until the health check marks it down (up to ~11 s).
+  max_retries              = 3
+  redispatch_attempt_count = 1
 }
 
 resource "scaleway_lb_frontend" "http" {

@@ -20,6 +20,8 @@ from tests.support.procs import require
 
 # What each upstream image of the last rehearsal was (pulled, or which stand-in), for the summary.
 UPSTREAM_REPORT: list[str] = []
+# The figures of the prod layout's checks (deploy times, requests and failures, switch times).
+FIGURES: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -27,6 +29,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if UPSTREAM_REPORT:
         terminalreporter.write_sep("-", "rehearsal: upstream images the hosts ran")
         for line in UPSTREAM_REPORT:
+            terminalreporter.write_line(line)
+    if FIGURES:
+        terminalreporter.write_sep("-", "rehearsal: figures of the prod layout")
+        for line in FIGURES:
             terminalreporter.write_line(line)
 
 

@@ -21,7 +21,7 @@ import yaml
 
 from stack.processes import ROOT
 from tests.ansible.conftest import TEST_VAULT, VAULT_PASSWORD, Run, ansible_env, tool
-from tests.rehearsal import hosts
+from tests.rehearsal import hosts, lb
 from tests.rehearsal.hosts import Rehearsal
 
 PLAYBOOKS = ROOT / "playbooks"
@@ -47,6 +47,9 @@ def rehearsal_vars(registry: str) -> dict[str, Any]:
         },
         # Every secret is in the vault: Secret Manager is not asked.
         "cepage_secret_manager": False,
+        # The load balancer's stand-in runs its health checks TIME_SCALE times faster than
+        # Scaleway's (tests/rehearsal/lb.py): the deploy's wait for it is scaled the same way.
+        "cepage_stack_lb_settle_seconds": lb.settle_seconds(),
     }
 
 
@@ -68,11 +71,27 @@ class Deployer:
     directory: Path
     env: dict[str, str]
 
-    def deploy(self, *args: str, action: str = "deploy", timeout: float = 1800) -> Run:
+    def deploy(
+        self,
+        *args: str,
+        action: str = "deploy",
+        tag: str | None = None,
+        digests: Path | None = None,
+        timeout: float = 1800,
+    ) -> Run:
+        """deploy.sh ACTION with ``args``; ``tag`` (IMAGE_TAG) and ``digests`` (IMAGE_DIGESTS)
+        replace the prepared tag for this run (a rollback takes none: the host knows it)."""
         argv = ["bash", str(PLAYBOOKS / "deploy.sh"), action, self.rehearsal.layout,
                 "-i", str(self.directory / "connection.yml"), *args]  # fmt: skip
+        env = dict(self.env)
+        if tag is not None:
+            env["IMAGE_TAG"] = tag
+        if digests is not None:
+            env["IMAGE_DIGESTS"] = str(digests)
+        if action != "deploy":
+            env.pop("IMAGE_TAG", None)
         done = subprocess.run(
-            argv, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+            argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
             check=False,
         )  # fmt: skip
         run = Run(done.returncode, done.stdout + done.stderr)

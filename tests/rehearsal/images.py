@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,8 @@ class Pushed:
     project: dict[str, str]
     """Our images by name -> the reference the hosts pull."""
     upstream: list[Upstream]
+    local: dict[str, str]
+    """Our images by name -> the image in this machine's engine (the proxy included)."""
 
 
 def build_proxy(rehearsal: Rehearsal, tag: str) -> tuple[str, list[Upstream]]:
@@ -88,16 +92,49 @@ def build_proxy(rehearsal: Rehearsal, tag: str) -> tuple[str, list[Upstream]]:
 def push_all(rehearsal: Rehearsal, project: Mapping[str, str], tag: str) -> Pushed:
     """Push ``project`` ({name: local image}), the proxy and the upstream images (or stand-ins)."""
     assert rehearsal.registry is not None
-    env = rehearsal.layout
     proxy, caddy_images = build_proxy(rehearsal, tag)
     rehearsal.pushed.append(proxy)  # our build's tag: removed with the rehearsal
-    pulled: dict[str, str] = {}
-    for name, local in {**project, "proxy": proxy}.items():
-        hosts.push(rehearsal, local, f"cepage-{env}/{name}:{tag}")
-        pulled[name] = f"{rehearsal.registry.pull}/cepage-{env}/{name}:{tag}"
+    local = {**project, "proxy": proxy}
+    pulled = push_release(rehearsal, local, tag)
     used = []
     for ref in upstream_refs():
         image = hosts.upstream(rehearsal.docker, ref)
         hosts.push(rehearsal, image.local, hosts.mirror_name(ref))
         used.append(image)
-    return Pushed(tag=tag, project=pulled, upstream=[*used, *caddy_images])
+    return Pushed(tag=tag, project=pulled, upstream=[*used, *caddy_images], local=local)
+
+
+def push_release(rehearsal: Rehearsal, local: Mapping[str, str], tag: str) -> dict[str, str]:
+    """Push our images ({name: local image}) as cepage-ENV/NAME:TAG; what the hosts pull."""
+    assert rehearsal.registry is not None
+    env = rehearsal.layout
+    pulled: dict[str, str] = {}
+    for name, image in local.items():
+        hosts.push(rehearsal, image, f"cepage-{env}/{name}:{tag}")
+        pulled[name] = f"{rehearsal.registry.pull}/cepage-{env}/{name}:{tag}"
+    return pulled
+
+
+def derived(rehearsal: Rehearsal, base: str, tag: str, *instructions: str) -> str:
+    """An image made FROM ``base`` with ``instructions`` (a new release, a broken one)."""
+    local = f"{rehearsal.name('derived')}:{tag}"
+    dockerfile = "\n".join([f"FROM {base}", *instructions]) + "\n"
+    rehearsal.docker.run("build", "-q", "-t", local, "-", stdin_text=dockerfile, timeout=600)
+    rehearsal.pushed.append(local)
+    return local
+
+
+def digests(rehearsal: Rehearsal, tag: str, path: Path) -> Path:
+    """What the release workflow hands a prod deploy: `scripts/images.sh digests` of the tag's
+    images in the registry (IMAGE_DIGESTS), written to ``path``."""
+    assert rehearsal.registry is not None
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "images.sh"), "digests",
+         f"{rehearsal.registry.push}/cepage-{rehearsal.layout}", tag],
+        env={**os.environ, "CEPAGE_REGISTRY_TLS_VERIFY": "false"},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip  # nosec B603 B607: the repository's own script, fixed arguments
+    if done.returncode != 0:
+        raise RuntimeError(f"images.sh digests failed:\n{done.stderr[-3000:]}")
+    path.write_text(done.stdout)
+    return path
