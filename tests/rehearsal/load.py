@@ -13,24 +13,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class _Pinned(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1:port for the site ``host`` (SNI, Host header and certificate)."""
-
-    def __init__(self, host: str, port: int, context: ssl.SSLContext) -> None:
-        super().__init__(host, port, context=context, timeout=30)
-        self._tls = context
-
-    def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+from tests.rehearsal.web import PinnedConnection
 
 
 @dataclass(frozen=True)
@@ -127,10 +116,12 @@ class Load:
     def _client(self, index: int) -> None:
         # Spread the clients over the interval, as independent users would be.
         self._stop.wait(self._interval * index / max(1, len(self._threads)))
-        connection: _Pinned | None = None
+        connection: PinnedConnection | None = None
         while not self._stop.is_set():
             began = time.monotonic()
-            current = connection or _Pinned(self._site, self._port, self._context)
+            current = connection or PinnedConnection(
+                self._site, ("127.0.0.1", self._port), self._context
+            )
             connection = current
             status, error = 0, ""
             try:

@@ -28,7 +28,7 @@ class Response:
         return json.loads(self.body)
 
 
-class _PinnedConnection(http.client.HTTPSConnection):
+class PinnedConnection(http.client.HTTPSConnection):
     """An HTTPS connection to ``address`` for the site named ``host`` (SNI, Host, certificate)."""
 
     def __init__(self, host: str, address: tuple[str, int], context: ssl.SSLContext) -> None:
@@ -53,7 +53,7 @@ def request(
 ) -> Response:
     """One HTTPS request to ``site`` (a name) at 127.0.0.1:``port``, verified against ``ca_pem``."""
     context = ssl.create_default_context(cadata=ca_pem)
-    connection = _PinnedConnection(site, ("127.0.0.1", port), context)
+    connection = PinnedConnection(site, ("127.0.0.1", port), context)
     headers = {"Host": site}
     payload = None
     if body is not None:
