@@ -48,7 +48,11 @@ resource "scaleway_lb_backend" "service" {
     # The reverse proxy routes by name: probe the API's name when there is one.
     host_header = local.named ? "api.${local.app_domain}" : null
   }
-  on_marked_down_action = "shutdown_sessions"
+  # A host marked down keeps the requests it is already answering: a rolling deploy drains a host
+  # by failing this health check while its proxy still serves (playbooks/roles/cepage_stack), and
+  # "shutdown_sessions" would cut what is in flight at that instant. The price, on a host that
+  # died: its open connections (a UI's websocket) wait for their timeout instead of closing at once.
+  on_marked_down_action = "none"
   # A connection an instance refuses (its proxy stopped by a rolling deploy's drain, a host that
   # went down) is tried again on another instance: without redispatch the retries go to the same
   # instance and the client gets a 503 until the health check marks it down (up to ~11 s).

@@ -307,3 +307,23 @@ def test_the_api_name_does_not_serve_metrics(proxy: Proxy) -> None:
         assert get(base, "api.localhost", "/metrics").status_code == 404
         assert get(base, "api.localhost", "/metrics/anything").status_code == 404
         assert get(base, "api.localhost", "/readyz").status_code == 502
+
+
+def test_a_drain_flag_fails_the_health_check_and_nothing_else(proxy: Proxy, tmp_path: Path) -> None:
+    # What a rolling deploy does to the host it is about to change (tasks/up.yml): the balancer's
+    # probe gets 503 and marks the host down, while every other request still goes through.
+    drain = tmp_path / "drain"
+    drain.mkdir()
+    flag = drain / "cepage-draining"
+    with proxy(CEPAGE_DRAIN_DIR=str(drain), CEPAGE_HEALTH_CHECK_PATH="/healthz") as base:
+        assert get(base, "api.localhost", "/healthz").status_code == 502
+        flag.touch()
+        for site in ("api.localhost", "localhost"):
+            probe = get(base, site, "/healthz")
+            assert probe.status_code == 503, site
+            assert probe.text == "draining"
+            # Served as before (on to the upstream, which does not resolve here).
+            assert get(base, site, "/readyz").status_code == 502, site
+            assert get(base, site, "/healthz/more").status_code == 502, site
+        flag.unlink()
+        assert get(base, "api.localhost", "/healthz").status_code == 502

@@ -131,6 +131,8 @@ def test_prod_load_balancer_probes_readiness(plans: dict[str, dict[str, Any]]) -
     # A refused connection (a drained or dead instance) is retried on another instance: the
     # rolling deploy's zero failures rest on it (tests/rehearsal/test_prod_stack.py).
     assert backend["redispatch_attempt_count"] == 1 and backend["max_retries"] >= 1
+    # A host drained through its health check keeps answering what it already has in flight.
+    assert backend["on_marked_down_action"] == "none"
     (lb,) = [after(rc) for rc in resources(plan, "scaleway_lb")]
     assert lb["private_network"], "the load balancer must reach the instances privately"
     # Its servers are the service instances' private addresses: known only after apply, and

@@ -248,3 +248,13 @@ def state_changes(log: str) -> list[tuple[str, str, str]]:
     `log stdout` (each change is also said on stderr, as a [WARNING], which is left out)."""
     pattern = re.compile(r"^(\S+) Server service/(\S+) is (UP|DOWN)", re.MULTILINE)
     return [(m.group(1), m.group(2), m.group(3)) for m in pattern.finditer(log)]
+
+
+def down_reasons(log: str) -> list[tuple[str, str]]:
+    """(server, reason) of each time the balancer marked a server down, in order, from its log:
+    "Layer7 wrong status, code: 503" is a health check answered 503 (a drain), "Layer4 ..." a
+    server that did not answer at all."""
+    pattern = re.compile(
+        r"^\S+ Server service/(\S+) is DOWN, reason: ([^,.]+(?:, code: \d+)?)", re.MULTILINE
+    )
+    return [(m.group(1), m.group(2)) for m in pattern.finditer(log)]

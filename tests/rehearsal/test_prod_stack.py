@@ -38,7 +38,7 @@ from tests.docker.conftest import Images
 from tests.rehearsal import deploy, hosts, lb, web
 from tests.rehearsal import images as pushing
 from tests.rehearsal.conftest import FIGURES, UPSTREAM_REPORT, started
-from tests.rehearsal.load import Load, Outcome, Report
+from tests.rehearsal.load import Load, Report
 from tests.support.procs import ROOT, require_binary
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -159,14 +159,19 @@ def test_first_deploy_converges_every_host(prod: Prod) -> None:
         assert prod.service_images(host) == [expected_image(prod, V1)] * 2, host
 
 
-def targets(prod: Prod) -> dict[str, str]:
-    """The cepage-service targets of the control host's Prometheus: instance -> health."""
+def active_targets(prod: Prod) -> list[dict[str, Any]]:
+    """The control host's Prometheus' active targets, as its API gives them."""
     response = prod.admin("prometheus", "/api/v1/targets?state=active")
     assert response.status == 200, response.body[:300]
-    active = response.json()["data"]["activeTargets"]
+    active: list[dict[str, Any]] = response.json()["data"]["activeTargets"]
+    return active
+
+
+def targets(prod: Prod) -> dict[str, str]:
+    """The cepage-service targets of the control host's Prometheus: instance -> health."""
     return {
         t["labels"]["instance"]: t["health"]
-        for t in active
+        for t in active_targets(prod)
         if t["labels"].get("job") == "cepage-service"
     }
 
@@ -186,10 +191,43 @@ def test_prometheus_scrapes_every_replica_of_every_service_host(prod: Prod) -> N
 Changes = list[tuple[str, str, str]]
 
 
-def deploy_under_load(prod: Prod, name: str, **kwargs: Any) -> tuple[Run, Report, Changes, str]:
-    """A deploy while the load runs (from 5 s before to 5 s after); the balancer's marks of the
-    servers meanwhile, and them as text."""
-    before = len(lb.state_changes(prod.balancer.log(prod.rehearsal.docker)))
+@dataclass
+class Deployed:
+    """A deploy run under load, and what the balancer did meanwhile."""
+
+    run: Run
+    load: Report
+    changes: Changes
+    """(time, server, UP|DOWN) of each mark."""
+    down_reasons: list[tuple[str, str]]
+    """(server, reason) of each DOWN mark."""
+
+    @property
+    def log(self) -> str:
+        marks = "\n".join(f"  {at} {server} {state}" for at, server, state in self.changes)
+        reasons = "\n".join(f"  {server} down: {reason}" for server, reason in self.down_reasons)
+        return f"{marks}\n{reasons}"
+
+    def assert_no_request_lost(self) -> None:
+        """Every request of the deploy answered with a prediction."""
+        assert not self.load.failures, (
+            f"{self.load.summary()}\n{self.load.failures_text()}\n{self.log}"
+        )
+
+    def assert_drained_through_health_check(self, *hosts_drained: str) -> None:
+        """Each host the deploy took out was first marked down by a health check answered 503
+        (the drain flag: compose/caddy/sites/app-on.caddy) while its proxy still served, never
+        by a refused connection (a proxy stopped under the balancer: that lost requests)."""
+        for host in hosts_drained:
+            first = next((why for server, why in self.down_reasons if server == host), None)
+            assert first == "Layer7 wrong status, code: 503", (host, self.log)
+
+
+def deploy_under_load(prod: Prod, name: str, **kwargs: Any) -> Deployed:
+    """A deploy while the load runs (from 5 s before to 5 s after), and the balancer's marks of
+    the servers meanwhile."""
+    log = prod.balancer.log(prod.rehearsal.docker)
+    before, before_down = len(lb.state_changes(log)), len(lb.down_reasons(log))
     with prod.load() as load:
         time.sleep(5)
         began = time.monotonic()
@@ -197,11 +235,11 @@ def deploy_under_load(prod: Prod, name: str, **kwargs: Any) -> tuple[Run, Report
         took = time.monotonic() - began
         time.sleep(5)
         report = load.stop()
-    changes = lb.state_changes(prod.balancer.log(prod.rehearsal.docker))[before:]
-    log = "\n".join(f"  {at} {server} {state}" for at, server, state in changes)
+    log = prod.balancer.log(prod.rehearsal.docker)
+    changes = lb.state_changes(log)[before:]
     prod.figures.append(f"{name}: deploy {took:.0f} s; load: {report.summary()}")
     prod.figures.extend(switch_times(changes))
-    return run, report, changes, log
+    return Deployed(run, report, changes, lb.down_reasons(log)[before_down:])
 
 
 def switch_times(changes: Changes) -> list[str]:
@@ -218,41 +256,22 @@ def switch_times(changes: Changes) -> list[str]:
     return lines
 
 
-def drain_race(outcome: Outcome) -> bool:
-    """A request lost to the drain's race: sent by the balancer on a keep-alive connection to a
-    proxy at the instant the drain stops it, so the proxy closes it unanswered (HAProxy logs
-    `SD--`) and the balancer cannot retry a POST. The client sees the connection closed (or a
-    502). Known and not fixed yet: the drain should take the host out through its health check
-    before the proxy stops (docs/operations.md, "Rehearse a deploy")."""
-    return outcome.status == 502 or (outcome.status == 0 and "RemoteDisconnected" in outcome.error)
-
-
-def assert_no_request_lost(report: Report, drained: int, log: str) -> None:
-    """Every request answered, but at most one per drained host lost to the drain's race."""
-    text = f"{report.summary()}\n{report.failures_text()}\n{log}"
-    assert all(drain_race(o) for o in report.failures), text
-    assert len(report.failures) <= drained, text
-
-
 def test_a_broken_release_stops_on_its_first_host_and_rollback_restores_v1(prod: Prod) -> None:
-    broken, broken_load, _, broken_log = deploy_under_load(
-        prod, "broken release", tag=BROKEN, digests=prod.digests[BROKEN]
-    )
+    broken = deploy_under_load(prod, "broken release", tag=BROKEN, digests=prod.digests[BROKEN])
     first, second = SERVICE_HOSTS
     # The play stopped there: the second host was never touched, and kept serving v1.
     second_images = prod.service_images(second)
-    rollback, rollback_load, _, rollback_log = deploy_under_load(
-        prod, "rollback", action="rollback"
-    )
-    assert broken.returncode != 0, broken.output[-3000:]
-    assert broken.recap()[first]["failed"] == 1, broken.recap()
-    assert "unhealthy" in broken.output, broken.output[-3000:]
+    rollback = deploy_under_load(prod, "rollback", action="rollback")
+    assert broken.run.returncode != 0, broken.run.output[-3000:]
+    assert broken.run.recap()[first]["failed"] == 1, broken.run.recap()
+    assert "unhealthy" in broken.run.output, broken.run.output[-3000:]
     assert second_images == [expected_image(prod, V1)] * 2
-    rollback.assert_ok()
+    rollback.run.assert_ok()
     for host in SERVICE_HOSTS:
         assert prod.service_images(host) == [expected_image(prod, V1)] * 2, host
-    assert_no_request_lost(broken_load, 1, broken_log)
-    assert_no_request_lost(rollback_load, 1, rollback_log)
+    broken.assert_drained_through_health_check(first)
+    broken.assert_no_request_lost()
+    rollback.assert_no_request_lost()
 
 
 def smoke(prod: Prod) -> subprocess.CompletedProcess[str]:
@@ -288,11 +307,13 @@ def smoke(prod: Prod) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_rolling_deploy_under_load_takes_every_host_to_v2(prod: Prod) -> None:
-    run, report, marks, log = deploy_under_load(prod, "v1 -> v2", tag=V2, digests=prod.digests[V2])
-    run.assert_ok()
+    rolled = deploy_under_load(prod, "v1 -> v2", tag=V2, digests=prod.digests[V2])
+    rolled.run.assert_ok()
     for host in SERVICE_HOSTS:
         assert prod.service_images(host) == [expected_image(prod, V2)] * 2, host
-    assert_no_request_lost(report, len(SERVICE_HOSTS), log)
+    rolled.assert_drained_through_health_check(*SERVICE_HOSTS)
+    rolled.assert_no_request_lost()
+    marks, log = rolled.changes, rolled.log
     # One host at a time: each went out of the balancer and came back, and never were two out
     # at once (a health check late on the busy machine may add a flap: that is not asserted).
     for host in SERVICE_HOSTS:
