@@ -10,6 +10,7 @@ Prometheus' targets, one per replica, each scraped on its own.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -42,6 +43,28 @@ class Metrics(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("", 3000), Metrics).serve_forever()
 """
+
+# The MLflow stand-in: MLflow 3's allowed-hosts check (a Host header matching none of the
+# patterns gets 403), then one metric.
+MLFLOW = """
+import fnmatch, http.server, os
+ALLOWED = os.environ["ALLOWED"].split(",")
+class Mlflow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        allowed = any(fnmatch.fnmatch(self.headers.get("Host", ""), p) for p in ALLOWED)
+        self.send_response(200 if allowed else 403)
+        self.end_headers()
+        self.wfile.write(b"mlflow_up 1\\n" if allowed else b"Invalid Host header")
+http.server.ThreadingHTTPServer(("", 5000), Mlflow).serve_forever()
+"""
+
+
+def mlflow_allowed_hosts() -> str:
+    """MLFLOW_ALLOWED_HOSTS' default, from compose/mlflow/entrypoint.sh (its one home)."""
+    entrypoint = (ROOT / "compose" / "mlflow" / "entrypoint.sh").read_text()
+    match = re.search(r'allowed="\$\{MLFLOW_ALLOWED_HOSTS:-([^}]+)\}"', entrypoint)
+    assert match, "the entrypoint's default allowed hosts moved"
+    return match.group(1)
 
 
 def discovery() -> list[dict[str, Any]]:
@@ -183,6 +206,13 @@ def test_prometheus_scrapes_each_replica_found_by_dns(
                         "image": "python:3.11-slim",
                         "command": ["python3", "-c", REPLICA],
                     },
+                    "mlflow": {
+                        "image": "python:3.11-slim",
+                        "entrypoint": ["python3", "-c", MLFLOW],
+                        "command": [],
+                        "environment": {"ALLOWED": mlflow_allowed_hosts()},
+                        "healthcheck": {"disable": True},
+                    },
                 }
             }
         )
@@ -237,6 +267,15 @@ def test_prometheus_scrapes_each_replica_found_by_dns(
         assert list(scraped(prometheus, "prometheus").values()) == ["up"]
         for job in ("mlflow", "node", "alertmanager"):
             assert scraped(prometheus, job) == {}, job
+
+        # MLflow, once it runs, is scraped under a name its allowed-hosts check accepts (the
+        # stand-in applies the entrypoint's own default list, as MLflow 3 does): by address, the
+        # scrape got 403 and the target stayed down in every deployed stack.
+        stack.run(*up, "mlflow")
+        deadline = time.monotonic() + 90  # the job's DNS refresh (30 s), then a scrape (15 s)
+        while scraped(prometheus, "mlflow") != {"mlflow:5000": "up"}:
+            assert time.monotonic() < deadline, scraped(prometheus, "mlflow")
+            time.sleep(3)
 
         # Scaled up and down: the targets follow within the service job's refresh interval.
         stack.run(*up, "--scale", "service=3", "service")
