@@ -16,6 +16,7 @@ import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from bento import listeners
 from bento.explain import NotExplainableError
 from bento.guard import ConfiguredRequestGuard
 from bento.loader import ModelLoadError, latest_tag, load_bundle
@@ -60,6 +61,10 @@ logger = logging.getLogger("cepage.service")
 
 MARKDOWN = "text/markdown; charset=utf-8"
 CARD_FORMATS = ("markdown", "json")
+
+# `bentoml serve` imports this module in its arbiter before it creates the workers' socket: the one
+# point where cepage can give each worker a listening socket of its own (bento/listeners.py).
+listeners.install()
 
 # GET routes: BentoML's @bentoml.api methods are POST-only, so GET /metadata is a FastAPI
 # class view mounted beside them (it receives the service instance as `self`).

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -265,6 +267,43 @@ def test_metrics_add_up_across_two_workers(
                 break
         assert len(served_pids(url)) == 2, "only one worker ever answered"
         check_metrics(url, predictions)
+
+
+def accepted_by_worker(port: int) -> dict[int, int]:
+    """pid -> connections it has accepted on ``port`` (ESTABLISHED, the server's end)."""
+    counts: dict[int, int] = {}
+    for process in psutil.process_iter():
+        try:
+            connections = process.net_connections(kind="tcp")
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            continue
+        own = [
+            c for c in connections
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+        ]  # fmt: skip
+        if own:
+            counts[process.pid] = len(own)
+    return counts
+
+
+def test_connections_opened_together_spread_over_both_workers(trained_home: Path) -> None:
+    """One SO_REUSEPORT socket per worker (bento/listeners.py): 32 kept-alive connections opened
+    at once used to land all on the worker that woke first (32 and 0)."""
+    with bentoml_serve(trained_home, workers=2) as url:
+        port = int(url.rsplit(":", 1)[1])
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        try:
+            for client in clients:
+                client.sendall(b"GET /readyz HTTP/1.1\r\nHost: cepage\r\n\r\n")
+            for client in clients:
+                assert client.recv(64).startswith(b"HTTP/1.1 200"), "not answered"
+            counts = accepted_by_worker(port)
+        finally:
+            for client in clients:
+                client.close()
+    assert sum(counts.values()) == 32, counts
+    # A fair split is 16 each; below 4 of 32 happens once in ~10^5 runs of a coin toss.
+    assert len(counts) == 2 and min(counts.values()) >= 4, counts
 
 
 def test_a_replayed_feedback_gets_400_and_is_not_counted(

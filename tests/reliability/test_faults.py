@@ -72,6 +72,29 @@ def test_a_killed_worker_is_replaced_and_requests_recover(trained_home: Path) ->
     )
 
 
+def test_in_a_container_a_dead_worker_takes_its_share_of_connections_with_it(
+    trained_home: Path,
+) -> None:
+    """Each worker has its own listening socket (bento/listeners.py) and, in a container,
+    BentoML never restarts a dead one: its socket must go with it, or the kernel would keep
+    handing it half of the new connections, with nobody to accept them."""
+    with bentoml_server(trained_home, workers=2, BENTOML_CONTAINERIZED="true") as server:
+        record = server.median_record()
+        victim = min(worker_pids(server))
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in worker_pids(server), timeout=10, what="the worker's end")
+        answers = []
+        for _ in range(24):  # a new connection each: the kernel hashes each one anew
+            with requests.Session() as fresh:
+                response = fresh.post(
+                    f"{server.url}/predict", json={"records": [record]}, timeout=3
+                )
+                answers.append(response.status_code)
+        assert answers == [200] * 24
+        assert server.proc.poll() is None
+        assert len(worker_pids(server)) == 1, "not replaced: BentoML in a container"
+
+
 def champion_version(home: Path) -> str:
     from mlflow import MlflowClient
 
