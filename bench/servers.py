@@ -57,16 +57,17 @@ def mlflow_body(record: Record) -> str:
     return json.dumps({"dataframe_records": [record]})
 
 
-def _bentoml(port: int) -> list[str]:
-    return [
-        str(BIN / "bentoml"),
-        "serve",
-        "bento.service:Classifier",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+def _bentoml_serve(target: str) -> Callable[[int], list[str]]:
+    """`bentoml serve TARGET` on 127.0.0.1:port (the service of the checkout, or another)."""
+
+    def argv(port: int) -> list[str]:
+        return [str(BIN / "bentoml"), "serve", target, "--host", "127.0.0.1", "--port", str(port)]
+
+    return argv
+
+
+_bentoml = _bentoml_serve("bento.service:Classifier")
+_plain_bentoml = _bentoml_serve("bench.plain_bento:Plain")
 
 
 def _mlflow(port: int) -> list[str]:
@@ -98,9 +99,6 @@ def _fastapi(port: int) -> list[str]:
         str(port),
     ]
 
-
-# Access log off, via BentoML's own config override (the service's code is unchanged).
-NO_ACCESS_LOG = "services.cepage.logging.access.enabled=false"
 
 SERVERS: dict[str, ServerSpec] = {
     spec.key: spec
@@ -153,21 +151,39 @@ SERVERS: dict[str, ServerSpec] = {
             {"CEPAGE_WORKERS": "2"},
         ),
         ServerSpec(
-            "cepage-nolog",
-            "cepage, 1 worker, access log off",
-            "/predict",
-            cepage_body,
-            _bentoml,
-            {"CEPAGE_WORKERS": "1", "BENTOML_CONFIG_OPTIONS": NO_ACCESS_LOG},
-            "BENTOML_CONFIG_OPTIONS=" + NO_ACCESS_LOG,
-        ),
-        ServerSpec(
             "mlflow",
             "mlflow models serve (default: 1 worker)",
             "/invocations",
             mlflow_body,
             _mlflow,
             note="answers labels only (pyfunc predict), no probabilities",
+        ),
+        ServerSpec(
+            "cepage-traced",
+            "cepage, 1 worker, tracing middleware on",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1", "CEPAGE_TRACING": "on"},
+            "CEPAGE_TRACING=on: BentoML's OpenTelemetry middleware as it ships (off by default)",
+        ),
+        ServerSpec(
+            "cepage-access-log",
+            "cepage, 1 worker, access log on",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1", "CEPAGE_ACCESS_LOG": "on"},
+            "CEPAGE_ACCESS_LOG=on: BentoML's access log, a line per request (off by default)",
+        ),
+        ServerSpec(
+            "bentoml-plain",
+            "plain BentoML service (1 worker)",
+            "/predict",
+            cepage_body,
+            _plain_bentoml,
+            note="bench/plain_bento.py: a @bentoml.service as in BentoML's examples, same model "
+            "and Predictor, BentoML's defaults; no cepage feature",
         ),
         ServerSpec(
             "fastapi",
@@ -184,6 +200,9 @@ DEFAULT_SERVERS = (
     "cepage-shadow",
     "cepage-explain",
     "cepage-2w",
+    "cepage-traced",
+    "cepage-access-log",
+    "bentoml-plain",
     "mlflow",
     "fastapi",
 )

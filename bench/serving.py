@@ -57,7 +57,14 @@ from bench.servers import (
 )
 from contracts.names import MODEL_NAME
 from stack.home import BIN, HomeError, cepage, has_model, prepare_home, stack_env
-from stack.processes import ROOT, Supervisor, free_port, tree_rss_bytes, wait_until
+from stack.processes import (
+    ROOT,
+    Supervisor,
+    free_port,
+    tree_rss_bytes,
+    tree_uss_bytes,
+    wait_until,
+)
 
 START_TIMEOUT_S = 180.0
 FLOOR_MAX_CALLS = 500_000
@@ -240,6 +247,7 @@ def bench_servers(
             run.result.background = background_share(before, after)
             try:
                 run.result.rss_bytes = tree_rss_bytes(run.proc.pid)
+                run.result.uss_bytes = tree_uss_bytes(run.proc.pid)
                 if run.spec.prediction_log:
                     run.metrics = read_metrics(f"http://127.0.0.1:{run.port}/metrics")
             except FAILURES as exc:

@@ -1,0 +1,69 @@
+"""bench.report.ratio_lines: issue 19's targets, each met or missed by made-up figures (no
+timing here: the benchmark itself measures)."""
+
+from __future__ import annotations
+
+from bench.load import LoadResult
+from bench.report import FloorResult, ServerResult, ratio_lines
+
+
+def cell(clients: int, rps: float, p50: float, p99: float) -> LoadResult:
+    return LoadResult(
+        clients=clients, requests=1000, ok_per_s=rps, p50_ms=p50, p99_ms=p99, errors=0
+    )
+
+
+MIB = 2**20
+
+
+def server(key: str, *cells: LoadResult, cold: float = 3.0, uss: int = 0) -> ServerResult:
+    result = ServerResult(key=key, title=key, cold_start_s=cold, uss_bytes=uss * MIB or None)
+    result.cells = list(cells)
+    return result
+
+
+FLOOR = FloorResult(
+    calls_per_s=3000, p50_ms=0.3, p99_ms=0.6, calls=1000, cold_start_s=2.8,
+    rss_bytes=0, model="m", estimator="e",
+)  # fmt: skip
+
+
+def lines(*servers: ServerResult) -> str:
+    return "\n".join(ratio_lines(FLOOR, list(servers)))
+
+
+def test_every_target_met() -> None:
+    text = lines(
+        server("cepage", cell(1, 900, 1.2, 4.0), cell(32, 1000, 30.0, 60.0), cold=3.2, uss=300),
+        server("cepage-2w", cell(32, 1700, 18.0, 40.0), uss=480),
+        server("fastapi", cell(1, 900, 1.1, 2.0), cell(32, 1000, 30.0, 50.0)),
+        server("mlflow", cell(32, 200, 150.0, 300.0)),
+        server("bentoml-plain", cell(32, 800, 40.0, 80.0)),
+    )
+    assert "2 workers ÷ 1 worker, req/s at 32 clients: **1.70x** — target ≥ 1.6x: met" in text
+    assert "÷ minimal FastAPI req/s at 32 clients: **1.00x** — target ≥ 1x: met" in text
+    assert "÷ mlflow req/s at 32 clients: **5.00x** — target ≥ 2x: met" in text
+    assert "floor p50: **0.90 ms** (1.20 - 0.300) — target ≤ 1 ms: met" in text
+    assert "p99 at 1 client: **4.00 ms** — target ≤ 5 ms: met" in text
+    assert "at 32 clients: **1.20x** (60.0 / 50.0 ms) — target ≤ 1.2x: met" in text
+    assert "floor cold start: **0.4 s** (3.2 - 2.8) — target ≤ 0.5 s: met" in text
+    assert "plain BentoML service, req/s at 32 clients: **1.25x**" in text
+    assert "second worker: **180 MiB** (480 - 300) — target ≤ 200 MiB: met" in text
+    assert "MISSED" not in text
+
+
+def test_every_target_missed() -> None:
+    text = lines(
+        server("cepage", cell(1, 500, 1.4, 51.0), cell(32, 600, 50.0, 360.0), cold=5.2, uss=300),
+        server("cepage-2w", cell(32, 366, 80.0, 190.0), uss=600),
+        server("fastapi", cell(32, 650, 45.0, 120.0)),
+    )
+    assert text.count("MISSED") == 7, text
+    assert "mlflow" not in text and "plain BentoML" not in text
+
+
+def test_a_failed_server_leaves_its_lines_out() -> None:
+    failed = server("cepage-2w", cell(32, 1700, 18.0, 40.0))
+    failed.failure = "exited (1)"
+    text = lines(server("cepage", cell(32, 1000, 30.0, 60.0)), failed)
+    assert "2 workers" not in text
