@@ -51,6 +51,7 @@ from bento.settings import (
     LATENCY_BUCKETS,
     load_settings,
     model_name,
+    service_config,
     workers,
 )
 from bento.shadow import Shadow, ShadowJob, create_shadow_metrics
@@ -80,6 +81,7 @@ http = FastAPI(title="cepage", docs_url=None, redoc_url=None, openapi_url="/meta
         "namespace": "bentoml_service",
         "duration": {"buckets": list(LATENCY_BUCKETS)},
     },
+    **service_config(),
 )
 @bentoml.asgi_app(http, path="/")
 class Classifier:

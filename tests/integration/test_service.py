@@ -306,6 +306,17 @@ def test_connections_opened_together_spread_over_both_workers(trained_home: Path
     assert len(counts) == 2 and min(counts.values()) >= 4, counts
 
 
+def test_tracing_is_off_unless_asked(
+    trained_home: Path, api_url: str, median_record: dict[str, float]
+) -> None:
+    """BentoML's tracing middleware made spans nobody exported and stalled the worker (1-client
+    p99 70 ms against 1 ms, docs/performance.md); off, it sends no request id either."""
+    body = {"records": [median_record]}
+    assert "x-bentoml-request-id" not in post(f"{api_url}/predict", body).headers
+    with bentoml_serve(trained_home, extra_env={"CEPAGE_TRACING": "on"}) as traced:
+        assert "x-bentoml-request-id" in post(f"{traced}/predict", body).headers
+
+
 def test_a_replayed_feedback_gets_400_and_is_not_counted(
     api_url: str, median_record: dict[str, float]
 ) -> None:
