@@ -53,9 +53,9 @@ resource "scaleway_lb_backend" "service" {
   # "shutdown_sessions" would cut what is in flight at that instant. The price, on a host that
   # died: its open connections (a UI's websocket) wait for their timeout instead of closing at once.
   on_marked_down_action = "none"
-  # A connection an instance refuses (its proxy stopped by a rolling deploy's drain, a host that
-  # went down) is tried again on another instance: without redispatch the retries go to the same
-  # instance and the client gets a 503 until the health check marks it down (up to ~11 s).
+  # A connection an instance refuses (a proxy that stopped, a host that went down) is tried again
+  # on another instance: without redispatch the retries go to the same instance and the client
+  # gets a 503 until the health check marks it down (up to ~11 s).
   max_retries              = 3
   redispatch_attempt_count = 1
 }

@@ -344,6 +344,25 @@ def test_a_rolling_deploy_under_load_takes_every_host_to_v2(prod: Prod) -> None:
     prod.figures.append("smoke after v2: " + done.stdout.strip().replace("\n", "; "))
 
 
+def test_a_drain_flag_left_by_an_interrupted_deploy_is_cleared_by_the_next(prod: Prod) -> None:
+    # A deploy stopped between the drain and the proxy's stop (Ctrl-C, a lost connection) leaves
+    # the flag: the host answers 503 to the balancer and stays out until a deploy clears it,
+    # even one with nothing to change on that host.
+    host = SERVICE_HOSTS[0]
+    before = len(lb.state_changes(prod.balancer.log(prod.rehearsal.docker)))
+    prod.sh(host, "docker exec cepage-proxy-1 touch /tmp/cepage-draining")
+    prod.deployer.deploy(tag=V2, digests=prod.digests[V2]).assert_ok()
+    prod.sh(host, "docker exec cepage-proxy-1 test ! -e /tmp/cepage-draining")  # gone
+    deadline = time.monotonic() + 60
+    while True:
+        marks = lb.state_changes(prod.balancer.log(prod.rehearsal.docker))[before:]
+        states = [state for _, server, state in marks if server == host]
+        if states[-1:] == ["UP"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert states[:1] == ["DOWN"] and states[-1:] == ["UP"], marks
+
+
 def detection(values: lb.BackendValues, scale: float) -> float:
     """How long the balancer takes to mark an unreachable host down: one check interval, then
     `retries` failed checks, each waiting its connect timeout (HAProxy's min of the connect
