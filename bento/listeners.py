@@ -15,7 +15,9 @@ the sockets and watchers to circus, `bentoml._internal.utils.circus.create_stand
 which `serve_http` looks up when it runs, after `bentoml serve` has imported the service (where
 `install()` is called): the API socket becomes a reuseport one, and the workers' arguments move
 into their command. Everything else (environment, hooks, Prometheus, TLS) stays BentoML's. When
-the shapes it expects are not there (another BentoML), it changes nothing and says so.
+the shapes it expects are not there (another BentoML), it changes nothing and says so. A program
+that calls `serve_http` itself, in a process that has not imported the service before, keeps
+BentoML's shared socket (`serve_http` looks the function up before it loads the service).
 """
 
 from __future__ import annotations
@@ -66,7 +68,13 @@ def socket_per_worker(watchers: Sequence[Any], sockets: Sequence[Any]) -> list[A
             SERVICE_WATCHER,
         )
         return list(sockets)
-    if service.numprocesses < 2 or shared.is_unix or not hasattr(socket, "SO_REUSEPORT"):
+    # Port 0 (any free port): each worker's socket would get a port of its own.
+    if (
+        service.numprocesses < 2
+        or shared.is_unix
+        or shared.port == 0
+        or not hasattr(socket, "SO_REUSEPORT")
+    ):
         return list(sockets)
     ensure_free(shared.host, shared.port, shared.family)
     family = "AF_INET6" if shared.family == socket.AF_INET6 else "AF_INET"

@@ -153,9 +153,9 @@ def workers(environ: Mapping[str, str] | None = None) -> int:
 
 
 # Every URL matches: OpenTelemetry's ASGI middleware (BentoML adds it to every service, with no
-# switch) then returns before it builds a span. docs/performance.md: with it on, 1-client p99
-# 83 ms against 0.9 ms, and 30 % less throughput, for spans nobody exports (no exporter, sample
-# rate 0 unless BentoML's tracing configuration sets them).
+# switch) then returns before it builds a span. It stalled the worker for spans nobody exports (no
+# exporter, sample rate 0 unless BentoML's tracing configuration sets them): the figures are in
+# docs/performance.md (issue 19).
 TRACE_NOTHING = "."
 
 

@@ -4,12 +4,14 @@ way); the spread itself is measured on a real `bentoml serve` in tests/integrati
 from __future__ import annotations
 
 import logging
+import shlex
 import socket
 import sys
 
 import pytest
 from bentoml.serving import create_watcher
 from circus.sockets import CircusSocket
+from circus.util import replace_gnu_args
 from circus.watcher import Watcher
 
 from bento import listeners
@@ -38,10 +40,23 @@ def test_several_workers_get_a_reuseport_socket_named_in_their_command() -> None
     assert shared.fileno() == -1  # closed: never bound
 
 
-def test_one_worker_keeps_the_shared_socket() -> None:
-    watchers, sockets = serve_http_shapes(1, free_port())
-    assert listeners.socket_per_worker(watchers, sockets) == sockets
-    assert watchers[0].args is not None
+def test_circus_makes_the_argv_the_workers_had() -> None:
+    watchers, sockets = serve_http_shapes(2, free_port())
+    before = [
+        replace_gnu_args(a, sockets={listeners.API_SOCKET: 7}, wid=2) for a in watchers[0].args
+    ]
+    listeners.socket_per_worker(watchers, sockets)
+    after = shlex.split(replace_gnu_args(watchers[0].cmd, sockets={listeners.API_SOCKET: 7}, wid=2))
+    assert after == [sys.executable, *before]
+    assert "--fd" in after and after[after.index("--fd") + 1] == "7"
+    assert after[after.index("--worker-id") + 1] == "2"
+
+
+def test_one_worker_or_any_port_keeps_the_shared_socket() -> None:
+    for workers, port in ((1, free_port()), (2, 0)):
+        watchers, sockets = serve_http_shapes(workers, port)
+        assert listeners.socket_per_worker(watchers, sockets) == sockets
+        assert watchers[0].args is not None
 
 
 def test_an_unexpected_shape_changes_nothing_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
