@@ -211,31 +211,28 @@ def process_tree(pid: int) -> list[Any]:
         return []
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, summed (shared pages count twice)."""
+def _tree_sum(pid: int, read: Callable[[Any], int]) -> int:
+    """``read(process)`` summed over ``pid`` and all its descendants (gone ones skipped)."""
     import psutil
 
     total = 0
     for proc in process_tree(pid):
         try:
-            total += int(proc.memory_info().rss)
+            total += int(read(proc))
         except psutil.Error:
             continue
     return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, summed (shared pages count twice)."""
+    return _tree_sum(pid, lambda proc: proc.memory_info().rss)
 
 
 def tree_uss_bytes(pid: int) -> int:
     """Unique memory (USS: pages no other process maps) of ``pid`` and its descendants, summed:
     what the tree would give back if it stopped, shared libraries' pages not counted twice."""
-    import psutil
-
-    total = 0
-    for proc in process_tree(pid):
-        try:
-            total += int(proc.memory_full_info().uss)
-        except psutil.Error:
-            continue
-    return total
+    return _tree_sum(pid, lambda proc: proc.memory_full_info().uss)
 
 
 class Supervisor:
