@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +26,8 @@ TARGET_P99_1_MS = 5.0  # cepage p99 at 1 client, at most
 TARGET_P99_32_RATIO = 1.2  # cepage p99 ÷ the minimal FastAPI's at 32 clients, at most
 TARGET_COLD_START_GAP_S = 0.5  # cepage cold start - the floor's, at most
 TARGET_EXTRA_WORKER_USS_MIB = 200.0  # unique memory of the 2nd worker (2 workers - 1), at most
+TARGET_BATCHED_RATIO = 3.0  # forest batched ÷ unbatched at 32 clients, at least
+TARGET_BATCHED_P99_1_RATIO = 1.0  # forest batched ÷ unbatched p99 at 1 client, at most
 # The production log (issue 14): log on vs off, 1 worker each, at 32 clients.
 LOG_OFF, LOG_ON = "cepage", "cepage-log"
 SHADOW_ON = "cepage-shadow"  # the shadow challenger on, compared with LOG_OFF like LOG_ON
@@ -288,6 +290,41 @@ def ratio_lines(floor: FloorResult | None, servers: Sequence[ServerResult]) -> l
             f"- cepage ÷ a plain BentoML service, req/s at 32 clients: "
             f"**{c32.ok_per_s / plain.ok_per_s:.2f}x** (what cepage's own features cost on top "
             "of the framework; no target)"
+        )
+    return lines + batching_lines(at)
+
+
+def batching_lines(at: Callable[[str, int], LoadResult | None]) -> list[str]:
+    """Target 3 of issue 19: the forest batched against unbatched, and what forcing batching on
+    the linear model does (the measurement leaves it off)."""
+    lines = []
+    batched, alone = at("cepage-forest", 32), at("cepage-forest-unbatched", 32)
+    if batched and alone and alone.ok_per_s > 0:
+        ratio = batched.ok_per_s / alone.ok_per_s
+        lines.append(
+            _verdict(
+                f"forest, batched ÷ unbatched req/s at 32 clients: **{ratio:.2f}x**",
+                f"target ≥ {TARGET_BATCHED_RATIO:g}x",
+                ratio >= TARGET_BATCHED_RATIO,
+            )
+        )
+    batched, alone = at("cepage-forest", 1), at("cepage-forest-unbatched", 1)
+    if batched and alone and alone.p99_ms > 0:
+        ratio = batched.p99_ms / alone.p99_ms
+        lines.append(
+            _verdict(
+                f"forest, batched ÷ unbatched p99 at 1 client: **{ratio:.2f}x** "
+                f"({batched.p99_ms:.2f} / {alone.p99_ms:.2f} ms)",
+                f"target ≤ {TARGET_BATCHED_P99_1_RATIO:g}x",
+                ratio <= TARGET_BATCHED_P99_1_RATIO,
+            )
+        )
+    forced, linear = at("cepage-batched", 32), at("cepage", 32)
+    if forced and linear and linear.ok_per_s > 0:
+        lines.append(
+            f"- linear model, batching forced on ÷ off (its measured default), req/s at 32 "
+            f"clients: **{forced.ok_per_s / linear.ok_per_s:.2f}x** (no target: it shows whether "
+            "the measurement's choice was right)"
         )
     return lines
 

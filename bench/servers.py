@@ -39,6 +39,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
     prediction_log: bool = False  # True: CEPAGE_PREDICTION_LOG set to a fresh directory
+    forest: bool = False  # True: serves the forest champion of the run's second home
 
 
 LOG_SETTING = "CEPAGE_PREDICTION_LOG"
@@ -177,6 +178,36 @@ SERVERS: dict[str, ServerSpec] = {
             "CEPAGE_ACCESS_LOG=on: BentoML's access log, a line per request (off by default)",
         ),
         ServerSpec(
+            "cepage-forest",
+            "cepage, 1 worker, forest model (batched: its measurement)",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1"},
+            "`--model forest` (100 trees) on the same data; CEPAGE_BATCHING=auto, which batches "
+            "it from the cost of 1 row against 32 that `cepage package` measured",
+            forest=True,
+        ),
+        ServerSpec(
+            "cepage-forest-unbatched",
+            "cepage, 1 worker, forest model, batching off",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1", "CEPAGE_BATCHING": "off"},
+            "the same forest with CEPAGE_BATCHING=off: each request scored alone",
+            forest=True,
+        ),
+        ServerSpec(
+            "cepage-batched",
+            "cepage, 1 worker, batching forced on (linear)",
+            "/predict",
+            cepage_body,
+            _bentoml,
+            {"CEPAGE_WORKERS": "1", "CEPAGE_BATCHING": "on"},
+            "the linear model with CEPAGE_BATCHING=on, against its measured default (off)",
+        ),
+        ServerSpec(
             "bentoml-plain",
             "plain BentoML service (1 worker)",
             "/predict",
@@ -202,10 +233,21 @@ DEFAULT_SERVERS = (
     "cepage-2w",
     "cepage-traced",
     "cepage-access-log",
+    "cepage-forest",
+    "cepage-forest-unbatched",
+    "cepage-batched",
     "bentoml-plain",
     "mlflow",
     "fastapi",
 )
+
+
+FOREST_HOME = "forest-home"  # inside the run's home
+
+
+def home_of(spec: ServerSpec, home: Path) -> Path:
+    """The CEPAGE_HOME ``spec`` serves from: the run's, or its forest home."""
+    return home / FOREST_HOME if spec.forest else home
 
 
 def log_directory(spec: ServerSpec, home: Path) -> Path:

@@ -44,10 +44,12 @@ from bench.report import (
 )
 from bench.servers import (
     DEFAULT_SERVERS,
+    FOREST_HOME,
     SERVERS,
     Record,
     ServerSpec,
     check_answer,
+    home_of,
     log_directory,
     log_rows_from_metrics,
     parquet_rows,
@@ -281,7 +283,7 @@ def start_server(
     log = home / f"{spec.key}.log"
     settle(config.settle_s)
     started = time.monotonic()
-    env = with_log_setting(stack_env(home, **spec.env), spec, home)
+    env = with_log_setting(stack_env(home_of(spec, home), **spec.env), spec, home)
     if own_home:
         env["BENTOML_HOME"] = str(private_bentoml_home(Path(env["BENTOML_HOME"]), spec.key))
     proc = sup.start(spec.argv(port), env=env, log=log)
@@ -408,6 +410,16 @@ def ensure_challenger(home: Path) -> None:
         raise BenchError(f"packaging the challenger failed:\n{packaged.stdout}{packaged.stderr}")
 
 
+def ensure_forest(home: Path) -> None:
+    """A home whose champion is `--model forest` on the same data, for the batching rows."""
+    if has_model(home):
+        say(f"reusing the forest in {home}")
+        return
+    say(f"training, promoting and packaging a forest in {home} (real CLI)")
+    home.mkdir(parents=True, exist_ok=True)
+    prepare_home(home, train_args=("--model", "forest"))
+
+
 def run(config: RunConfig, wrk: str) -> str:
     """The whole benchmark; returns the rendered block."""
     home = config.home or Path(tempfile.mkdtemp(prefix="cepage-bench-"))
@@ -421,6 +433,8 @@ def run(config: RunConfig, wrk: str) -> str:
                 prepare_home(home)
             if SHADOW_ON in config.servers:
                 ensure_challenger(home)
+            if any(SERVERS[key].forest for key in config.servers):
+                ensure_forest(home / FOREST_HOME)
             say(f"in-process predict for {config.duration_s:g} s")
             settle(config.settle_s)
             floor, record = run_floor(home, config.duration_s)

@@ -16,6 +16,7 @@ from contracts.names import (
     LABEL_MLFLOW_VERSION,
     LABEL_MODEL_DIGEST,
     LABELLED_METRICS,
+    METADATA_BATCH_PROFILE,
     MLFLOW_MODEL_DIR,
     TRUSTED_MODEL_TYPES,
 )
@@ -121,7 +122,12 @@ def load_bundle(tag: str) -> ModelBundle:
         schema=schema,
         info=info,
         card=_card(stored.info.metadata.get(CARD_METADATA_KEY), tag),
+        batch_profile=_text(stored.info.metadata.get(METADATA_BATCH_PROFILE)),
     )
+
+
+def _text(stored: Any) -> str | None:
+    return stored if isinstance(stored, str) else None
 
 
 def _card(stored: Any, tag: str) -> dict[str, Any] | None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 CONFIDENCE_BUCKETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# Rows per model call of a batched model (bento/batching.py): 1 at low load, growing with it.
+BATCH_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1000)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ServiceMetrics:
     reference_missing: Any
     unseen: Any
     log_rows: Any
+    batch_rows: Any
 
 
 def create_metrics() -> ServiceMetrics:
@@ -93,6 +96,12 @@ def create_metrics() -> ServiceMetrics:
             "cepage_unseen_category_total",
             "Category values never seen in training (accepted and scored), by feature.",
             ["model_version", "feature"],
+        ),
+        batch_rows=prom.Histogram(
+            "cepage_prediction_batch_rows",
+            "Rows scored per model call of a batched model (requests merged while the previous "
+            "call ran).",
+            buckets=BATCH_ROWS_BUCKETS,
         ),
         log_rows=prom.Counter(
             "cepage_prediction_log_rows_total",

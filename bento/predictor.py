@@ -46,6 +46,9 @@ class ModelBundle:
     info: ModelInfo
     # The model card packaging made (contracts/model_card.py); None: packaged before cards.
     card: dict[str, Any] | None = None
+    # The cost of 1 row against N, measured when it was packaged (bento/batching.py), as stored
+    # (JSON text); None: packaged before it was measured.
+    batch_profile: str | None = None
 
 
 @dataclass(frozen=True)

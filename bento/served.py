@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from bento.batching import Batcher
 from bento.drift import ReferenceBins
 from bento.explain import Explainer, explainer_for
 from bento.metrics import ServiceMetrics
-from bento.predictor import Inputs, ModelBundle, Predictor
+from bento.predictor import Inputs, ModelBundle, Predictor, RowPrediction
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,17 @@ class Served:
     bin_counters: list[list[Any]]  # [feature][bin] -> labelled counter, resolved once
     missing_counters: list[Any]  # [feature]
     unseen_counters: dict[int, Any]  # category feature index -> counter
+    batcher: Batcher | None = None  # None: each request scored alone, on the event loop
+
+    async def score(self, inputs: Inputs) -> list[RowPrediction]:
+        """The rows' predictions: batched with other requests' when the model is batched.
+
+        Raises:
+            UnscorableError: rows the model cannot compute with (their indices in ``inputs``).
+        """
+        if self.batcher is None:
+            return self.predictor.predict_inputs(inputs)
+        return await self.batcher.predict(inputs)
 
     @cached_property
     def explainer(self) -> Explainer:
@@ -49,8 +62,13 @@ class Served:
                 counter.inc(counts.unseen[j])
 
 
-def prepare(bundle: ModelBundle, metrics: ServiceMetrics) -> Served:
-    """Wrap a bundle and create its series at zero.
+def prepare(
+    bundle: ModelBundle,
+    metrics: ServiceMetrics,
+    batcher: Callable[[Predictor], Batcher | None] | None = None,
+) -> Served:
+    """Wrap a bundle and create its series at zero; ``batcher`` gives the model's batcher, or
+    None to score each request alone.
 
     A counter that first appears with a non-zero value loses those increments to rate() and
     increase(); and the drift bins must exist empty for PSI to see them.
@@ -82,7 +100,8 @@ def prepare(bundle: ModelBundle, metrics: ServiceMetrics) -> Served:
         for j, feature in enumerate(reference.features)
         if feature in categorical
     }
-    return Served(predictor, reference, counters, missing, unseen)
+    batched = batcher(predictor) if batcher is not None else None
+    return Served(predictor, reference, counters, missing, unseen, batched)
 
 
 def freeze_heap() -> None:

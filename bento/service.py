@@ -10,6 +10,7 @@ beside it (``predictor``, ``served``, ``problems``, ``reload``, ``guard``, ``ope
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import bentoml
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from bento import listeners
+from bento.batching import Batcher, BatchProfile, decide
 from bento.explain import NotExplainableError
 from bento.guard import ConfiguredRequestGuard
 from bento.loader import ModelLoadError, latest_tag, load_bundle
@@ -116,6 +118,7 @@ class Classifier:
                 "Keeping predictions and feedback in %s (sample %s)", log.location, log.sample
             )
         self.caller = caller_identity(self.settings.api_key)
+        self._scoring: ThreadPoolExecutor | None = None  # the batched models' thread
         self._install(load_bundle(latest_tag(self.settings.model_name)))
         key = self.settings.feedback_key or f"cepage-local:{self.settings.model_name}"
         if self.settings.feedback_key is None:
@@ -195,6 +198,8 @@ class Classifier:
             self.shadow.close()
         if self.production_log is not None:
             self.production_log.close()
+        if self._scoring is not None:
+            self._scoring.shutdown(wait=False)
 
     @property
     def predictor(self) -> Predictor:
@@ -203,7 +208,7 @@ class Classifier:
     def _install(self, bundle: ModelBundle) -> None:
         """Swap the served model atomically; requests in flight keep the one they started with."""
         old: Served | None = getattr(self, "served", None)
-        self.served = prepare(bundle, self.metrics)
+        self.served = prepare(bundle, self.metrics, self._batcher)
         publish(bundle.schema, self.settings.max_records)
         info = bundle.info
         self.metrics.model_info.labels(info.name, info.version, info.bento_model).set(1)
@@ -221,6 +226,29 @@ class Classifier:
                     info.bento_model,
                 )
 
+    def _batcher(self, predictor: Predictor) -> Batcher | None:
+        """The model's batcher when CEPAGE_BATCHING and its packaging measurement say so."""
+        profile = BatchProfile.from_json(predictor.bundle.batch_profile)
+        batched = decide(self.settings.batching, profile)
+        measured = (
+            "not measured (packaged before cepage measured it)"
+            if profile is None
+            else f"1 row {profile.one_ms:.2f} ms, {profile.rows} rows {profile.batch_ms:.2f} ms"
+        )
+        logger.info(
+            "Batching %s (CEPAGE_BATCHING=%s; %s)",
+            "on" if batched else "off",
+            self.settings.batching,
+            measured,
+        )
+        if not batched:
+            return None
+        if self._scoring is None:
+            self._scoring = ThreadPoolExecutor(1, thread_name_prefix="cepage-scoring")
+        return Batcher(
+            predictor, self._scoring, self.settings.max_records, self.metrics.batch_rows.observe
+        )
+
     def _reload(self, bundle: ModelBundle) -> None:
         self._install(bundle)
         self.metrics.reloads.inc()
@@ -237,7 +265,7 @@ class Classifier:
             raise problems_error("PredictRequest", problems)
         inputs = predictor.inputs(request.records)
         try:
-            rows = predictor.predict_inputs(inputs)
+            rows = await served.score(inputs)
         except UnscorableError as exc:
             raise problems_error("PredictRequest", unscorable(exc.rows)) from None
         explanations = self._explain(served, inputs, rows) if request.explain else None

@@ -16,6 +16,10 @@ LATENCY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
+# CEPAGE_BATCHING: auto batches the models whose packaging measurement says it pays
+# (bento/batching.py); on and off force it.
+BATCHING_MODES = ("auto", "on", "off")
+
 # Paths behind the request guard (size limit, content type, API key).
 GUARDED_PATHS = ("/predict", "/feedback")
 # What describes the model (features, ranges, categories, metrics; the model card holds all of
@@ -54,6 +58,7 @@ class ServiceSettings:
     production_log: ProductionLogSettings = ProductionLogSettings()
     shadow: bool = False
     shadow_queue: int = 1000
+    batching: str = "auto"
 
 
 def read_api_key(environ: Mapping[str, str] | None = None) -> str | None:
@@ -95,7 +100,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ServiceSettings:
         # (bento/shadow.py); the queue bounds the requests waiting for it.
         shadow=_switch("CEPAGE_SHADOW", env.text("CEPAGE_SHADOW", "off", environ)),
         shadow_queue=env.integer("CEPAGE_SHADOW_QUEUE", 1000, environ, minimum=1),
+        # auto: batch the models whose packaging measurement says it pays (bento/batching.py).
+        batching=_choice(
+            "CEPAGE_BATCHING", env.text("CEPAGE_BATCHING", "auto", environ), BATCHING_MODES
+        ),
     )
+
+
+def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    """A setting that takes one of ``choices``."""
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
 
 
 def _switch(name: str, text: str) -> bool:

@@ -43,6 +43,9 @@ MLFLOW_MODEL_DIR: Final = "mlflow_model"
 # copied into the BentoML model's labels at packaging, and checked again before it is loaded.
 MODEL_DIGEST_TAG: Final = "cepage.model_sha256"
 LABEL_MODEL_DIGEST: Final = "model_sha256"
+# The model's cost on 1 row and on N rows, measured at packaging (bento/batching.py), in the
+# BentoML model's metadata: the service batches the models for which batching pays.
+METADATA_BATCH_PROFILE: Final = "batch_profile"
 
 # The only types a model file may hold beyond those skops trusts by default (scikit-learn's own
 # estimators, NumPy, the builtins). Fixed here, never read from the artifact: whoever can write

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from contracts.names import (
     LABEL_MLFLOW_VERSION,
     LABEL_MODEL_DIGEST,
     LABELLED_METRICS,
+    METADATA_BATCH_PROFILE,
     MLFLOW_MODEL_DIR,
     MODEL_DIGEST_TAG,
     challenger_store_name,
@@ -69,17 +71,23 @@ def import_champion(settings: Settings) -> tuple[str, str]:
     card = build_card(client, name, str(champion.version), project_dir())
 
     import bentoml
+    import mlflow
 
-    model = bentoml.mlflow.import_model(
-        name,
-        champion_uri(name),
-        labels=labels,
-        metadata={
-            "mlflow_tracking_uri": _public_uri(settings.tracking_uri),
-            # A JSON string, not a mapping: model.yaml then gives it back exactly as made.
-            CARD_METADATA_KEY: json.dumps(card.document),
-        },
-    )
+    with tempfile.TemporaryDirectory(prefix="cepage-package-") as scratch:
+        # Downloaded once: measured here, then imported from this copy.
+        model_dir = Path(mlflow.artifacts.download_artifacts(champion_uri(name), dst_path=scratch))
+        profile = measure_batching(model_dir, recorded)
+        model = bentoml.mlflow.import_model(
+            name,
+            str(model_dir),
+            labels=labels,
+            metadata={
+                "mlflow_tracking_uri": _public_uri(settings.tracking_uri),
+                # A JSON string, not a mapping: model.yaml then gives it back exactly as made.
+                CARD_METADATA_KEY: json.dumps(card.document),
+                METADATA_BATCH_PROFILE: profile,
+            },
+        )
     _check_imported(model, recorded, str(champion.version))
     # Stored with the version once it is packaged: each packaging makes it anew, so the card
     # on the run is the one the last Bento of this version carries.
@@ -172,6 +180,35 @@ def _check_imported(model: Any, recorded: str, version: str) -> None:
             f"The model file of version {version} is not the one promoted (SHA-256 {found[:12]}…, "
             f"recorded {recorded[:12]}…): nothing was packaged. Check who wrote to the registry."
         )
+
+
+def measure_batching(model_dir: Path, recorded: str) -> str:
+    """The serving path's cost of 1 row and of N rows on this model (bento/batching.py), as the
+    JSON text stored with it: the service batches the models for which it pays.
+
+    The model is loaded as the service loads it (allow-list, the digest the gate recorded), so a
+    file that would not serve is refused here, before anything enters the store.
+
+    Raises:
+        StoreError: the model cannot be loaded as the service would.
+    """
+    import yaml
+
+    from bento.batching import measure
+    from bento.loader import ModelLoadError
+    from bento.loader import load_estimator as load_for_serving
+    from bento.predictor import ModelBundle, ModelInfo, Predictor, strip_feature_names
+
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    try:
+        estimator = load_for_serving(model_dir, mlmodel, recorded)
+    except ModelLoadError as exc:
+        raise StoreError(f"The champion cannot be served: {exc}. Nothing was packaged.") from exc
+    schema = (mlmodel.get("metadata") or {}).get("feature_schema") or {}
+    if not schema.get("features"):
+        raise StoreError("The champion carries no feature schema: it was not trained by cepage.")
+    bundle = ModelBundle(strip_feature_names(estimator), schema, ModelInfo("", "", "", "", ""))
+    return measure(Predictor(bundle)).to_json()
 
 
 def build_bento(project_dir: Path, models: list[str] | None = None) -> str:

@@ -8,7 +8,6 @@ linear model's decision function, the forest's probability.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from bento.loader import load_estimator
 from bento.predictor import ModelBundle, ModelInfo, Predictor, strip_feature_names
 from contracts.names import MLFLOW_MODEL_DIR, MODEL_NAME
 from tests.support.mixed_data import CALLS, CHARGES, PAPERLESS, PLAN, REGION, TENURE
-from tests.support.mixed_data import TARGET as MIXED_TARGET
-from tests.support.procs import bentoml_serve, cepage, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -116,28 +113,6 @@ def test_mixed_explanations_add_up_to_the_log_odds(
 ) -> None:
     predictor = served_model(mixed_home, mixed_metadata)
     check_exact(mixed_api_url, predictor, MIXED_RECORDS, "logit")
-
-
-@pytest.fixture(scope="module")
-def forest_home(tmp_path_factory: pytest.TempPathFactory, mixed_csv: Path) -> Path:
-    """A home whose champion is a forest trained on the mixed data by the real CLI (the noisy
-    generated label leaves it just under the default macro-F1 floor: the gate is not what this
-    file tests)."""
-    home = tmp_path_factory.mktemp("cepage-forest-home")
-    env = stack_env(home)
-    data = ("--data", str(mixed_csv), "--target", MIXED_TARGET)
-    for args in (("train", *data, "--model", "forest"), ("promote", "--floor", "0.5")):
-        done = cepage(*args, env=env)
-        assert done.returncode == 0, done.stdout + done.stderr
-    done = cepage("package", "--no-build", env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return home
-
-
-@pytest.fixture(scope="module")
-def forest_url(forest_home: Path) -> Iterator[str]:
-    with bentoml_serve(forest_home) as url:
-        yield url
 
 
 def test_forest_explanations_add_up_to_the_probability(forest_url: str, forest_home: Path) -> None:

@@ -67,3 +67,21 @@ def test_a_failed_server_leaves_its_lines_out() -> None:
     failed.failure = "exited (1)"
     text = lines(server("cepage", cell(32, 1000, 30.0, 60.0)), failed)
     assert "2 workers" not in text
+
+
+def test_batching_targets_met_and_missed() -> None:
+    met = lines(
+        server("cepage", cell(32, 1000, 30.0, 60.0)),
+        server("cepage-forest", cell(1, 250, 4.0, 5.0), cell(32, 900, 35.0, 70.0)),
+        server("cepage-forest-unbatched", cell(1, 250, 4.0, 5.5), cell(32, 280, 110.0, 130.0)),
+        server("cepage-batched", cell(32, 800, 40.0, 80.0)),
+    )
+    assert "batched ÷ unbatched req/s at 32 clients: **3.21x** — target ≥ 3x: met" in met
+    assert "p99 at 1 client: **0.91x** (5.00 / 5.50 ms) — target ≤ 1x: met" in met
+    assert "batching forced on ÷ off (its measured default), req/s at 32 clients: **0.80x**" in met
+    missed = lines(
+        server("cepage-forest", cell(1, 250, 4.0, 7.0), cell(32, 500, 60.0, 90.0)),
+        server("cepage-forest-unbatched", cell(1, 250, 4.0, 5.0), cell(32, 280, 110.0, 130.0)),
+    )
+    assert missed.count("MISSED") == 2, missed
+    assert "forced on" not in missed
