@@ -15,6 +15,10 @@ from tests.support.mixed_data import CUSTOMERS_CSV
 from tests.support.mixed_data import TARGET as MIXED_TARGET
 from tests.support.procs import bentoml_serve, cepage, stack_env
 
+# The Docker engine and the project's images: one instance per run for the Docker tests and the
+# rehearsal alike (fixtures defined in two conftests would be made, and the images built, twice).
+pytest_plugins = ("tests.docker.fixtures",)
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(

@@ -24,8 +24,7 @@ import pytest
 import requests
 import yaml
 
-from tests.support.docker_engine import private_engine
-from tests.support.procs import BIN, ROOT, free_port, stack_env
+from tests.support.procs import BIN, ROOT, free_port
 
 BUILD_TIMEOUT = 1800
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
@@ -104,73 +103,6 @@ class Images:
     def all(self) -> dict[str, str]:
         return {"service": self.service, "ui": self.ui, "mlflow": self.mlflow,
                 "retrain": self.retrain}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def docker() -> Iterator[Docker]:
-    """The private engine (started here and stopped at the end, by its pid) with a base image."""
-    with private_engine() as (engine, env):
-        yield Docker(env=env)
-        if engine.started_here:
-            # Our own cache only, never a developer's engine. Build stages are dangling images
-            # that serve as the layer cache: drop only those unused for three days.
-            Docker(env=env).run(
-                "image", "prune", "-f", "--filter", "until=72h", check=False, timeout=300
-            )
-
-
-@pytest.fixture(scope="session")
-def bento_tag(trained_home: Path) -> str:
-    """A Bento built with the real `bentoml build` from bentofile.yaml and the trained champion."""
-    env = stack_env(trained_home)
-    done = subprocess.run(
-        [str(BIN / "bentoml"), "build", "-f", "bentofile.yaml", "--output", "tag", "."],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"bentoml build failed:\n{done.stdout}\n{done.stderr}"
-    tag = done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
-    assert tag.startswith("cepage:"), done.stdout
-    return tag
-
-
-@pytest.fixture(scope="session")
-def images(docker: Docker, trained_home: Path, bento_tag: str) -> Images:
-    """Every image, built for real: service (containerize + slim stage), UI, MLflow, retrain."""
-    images = Images(
-        service="cepage-service:test",
-        ui="cepage-ui:test",
-        mlflow="cepage-mlflow:test",
-        retrain="cepage-retrain:test",
-    )
-    env = {**stack_env(trained_home), **docker.env}
-    with docker.replacing("cepage-service:bento-test"):
-        done = subprocess.run(
-            [str(BIN / "bentoml"), "containerize", bento_tag, "-t", "cepage-service:bento-test"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    assert done.returncode == 0, (
-        f"bentoml containerize failed:\n{done.stdout[-4000:]}\n" + (done.stderr[-4000:])
-    )
-    docker.build(
-        images.service,
-        "compose/service/Dockerfile",
-        ROOT / "compose" / "service",
-        BENTO_IMAGE="cepage-service:bento-test",
-    )
-    docker.build(images.ui, "compose/ui/Dockerfile", ROOT)
-    docker.build(images.mlflow, "compose/mlflow/Dockerfile", ROOT)
-    docker.build(images.retrain, "compose/retrain/Dockerfile", ROOT)
-    return images
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Fixtures of the rehearsal: the deployed topology run whole on this machine (issue 13).
 
-The engine, the base image and the project's images are tests/docker's (its ``docker`` and
-``images`` fixtures, imported here so the images are built exactly as that layer builds them);
+The engine, the base image and the project's images are tests/docker/fixtures.py's (``docker``
+and ``images``: one instance per run, shared with the Docker tests, so each image is built once);
 the hosts, registry and inventory are tests/rehearsal/hosts.py's; the deploy is
 playbooks/deploy.sh's (tests/rehearsal/deploy.py). A missing tool skips on a laptop and fails
 with CI=true (tests/support/procs.require).
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.docker.conftest import Docker, bento_tag, docker, images  # noqa: F401 (fixtures)
+from tests.docker.conftest import Docker
 from tests.rehearsal import hosts
 from tests.support.procs import require
 
@@ -37,7 +37,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine(docker: Docker) -> hosts.Docker:  # noqa: F811 (the imported fixture)
+def engine(docker: Docker) -> hosts.Docker:
     """The private engine, as the rehearsal's own thin CLI wrapper."""
     return hosts.Docker(dict(docker.env))
 
