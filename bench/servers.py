@@ -184,7 +184,7 @@ SERVERS: dict[str, ServerSpec] = {
             cepage_body,
             _bentoml,
             {"CEPAGE_WORKERS": "1"},
-            "`--model forest` (100 trees) on the same data; CEPAGE_BATCHING=auto, which batches "
+            "`--model forest` (200 trees) on the same data; CEPAGE_BATCHING=auto, which batches "
             "it from the cost of 1 row against 32 that `cepage package` measured",
             forest=True,
         ),

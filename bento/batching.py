@@ -23,18 +23,24 @@ size, and never waits.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bento.predictor import Inputs, Predictor, RowPrediction, UnscorableError
 from contracts.features import BOOLEAN, CATEGORY, categories, kind
+
+logger = logging.getLogger("cepage.service")
 
 # The N of the packaging measurement: the bench's 32 concurrent clients of one row each.
 MEASURE_ROWS = 32
@@ -127,6 +133,46 @@ def measure(predictor: Predictor, rows: int = MEASURE_ROWS, runs: int = 15) -> B
     return BatchProfile(rows=rows, one_ms=best(single), batch_ms=best(batch))
 
 
+def measure_model_dir(model_dir: Path, sha256: str | None) -> BatchProfile:
+    """:func:`measure` on an MLflow model directory, loaded as the service loads it (the
+    allow-list, the digest the gate recorded).
+
+    Raises:
+        ModelLoadError: the service could not serve it.
+    """
+    import yaml
+
+    from bento.loader import ModelLoadError, load_estimator
+    from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
+
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    estimator = load_estimator(model_dir, mlmodel, sha256)
+    schema = (mlmodel.get("metadata") or {}).get("feature_schema") or {}
+    if not schema.get("features"):
+        raise ModelLoadError("it carries no feature schema (not trained by `cepage train`)")
+    if not hasattr(estimator, "predict_proba"):
+        raise ModelLoadError("it cannot give probabilities (no predict_proba)")
+    bundle = ModelBundle(strip_feature_names(estimator), schema, ModelInfo("", "", "", "", ""))
+    return measure(Predictor(bundle))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bento.batching MODEL_DIR [--sha256 HEX]``: the model's batch profile as JSON
+    on stdout (what `cepage package` stores with it); exit 1 with the reason when the service
+    could not serve it."""
+    parser = argparse.ArgumentParser(prog="python -m bento.batching", description=__doc__)
+    parser.add_argument("model_dir", type=Path, help="An MLflow model directory (skops).")
+    parser.add_argument("--sha256", help="The digest its model file must have.")
+    args = parser.parse_args(argv)
+    try:
+        profile = measure_model_dir(args.model_dir, args.sha256)
+    except Exception as exc:  # whatever it is, the service could not serve it either
+        print(str(exc) or type(exc).__name__, file=sys.stderr)
+        return 1
+    print(profile.to_json())
+    return 0
+
+
 def merge(parts: Sequence[Inputs]) -> Inputs:
     """One :class:`Inputs` holding every part's rows, in order."""
     first = parts[0].model_input
@@ -145,17 +191,13 @@ Outcome = list[RowPrediction] | UnscorableError
 
 
 def score(predictor: Predictor, parts: Sequence[Inputs]) -> list[Outcome]:
-    """Each part's rows scored in one call; if some rows cannot be scored, each part alone (so
-    each request gets its own rows' error, numbered as it sent them)."""
-    if len(parts) == 1:
-        try:
-            return [predictor.predict_inputs(parts[0])]
-        except UnscorableError as exc:
-            return [exc]
+    """Each part's rows scored in one call. Rows that cannot be scored fail only the part (the
+    request) that sent them, numbered as it sent them; the other parts are scored again together.
+    """
     try:
-        rows = predictor.predict_inputs(merge(parts))
-    except UnscorableError:
-        return [outcome for part in parts for outcome in score(predictor, [part])]
+        rows = predictor.predict_inputs(merge(parts) if len(parts) > 1 else parts[0])
+    except UnscorableError as exc:
+        return _split_unscorable(predictor, parts, exc.rows)
     outcomes: list[Outcome] = []
     start = 0
     for part in parts:
@@ -163,6 +205,34 @@ def score(predictor: Predictor, parts: Sequence[Inputs]) -> list[Outcome]:
         outcomes.append(rows[start : start + count])
         start += count
     return outcomes
+
+
+def _alone(predictor: Predictor, part: Inputs) -> Outcome:
+    try:
+        return predictor.predict_inputs(part)
+    except UnscorableError as exc:
+        return exc
+
+
+def _split_unscorable(
+    predictor: Predictor, parts: Sequence[Inputs], bad_rows: Sequence[int]
+) -> list[Outcome]:
+    """The parts that own ``bad_rows`` (indices in the merged rows) fail with their own rows;
+    the others are scored together again."""
+    bad: dict[int, list[int]] = {}
+    start = 0
+    for index, part in enumerate(parts):
+        count = len(part.numbers)
+        owned = [row - start for row in bad_rows if start <= row < start + count]
+        if owned:
+            bad[index] = owned
+        start += count
+    good = [index for index in range(len(parts)) if index not in bad]
+    if not bad:  # the rows named fall in no part (cannot happen): each part alone, to be safe
+        return [_alone(predictor, part) for part in parts]
+    rescored = score(predictor, [parts[i] for i in good]) if good else []
+    again = iter(rescored)
+    return [UnscorableError(bad[i]) if i in bad else next(again) for i in range(len(parts))]
 
 
 class Batcher:
@@ -197,12 +267,15 @@ class Batcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[RowPrediction]] = loop.create_future()
         self._waiting.append((inputs, future))
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
         return await future
 
     def _take(self) -> list[tuple[Inputs, asyncio.Future[list[RowPrediction]]]]:
         """The oldest waiting requests, up to ``max_rows`` rows (always at least one)."""
+        # A request whose client went away (its future cancelled: BentoML's timeout) is dropped
+        # rather than scored for nobody.
+        self._waiting = [(i, f) for i, f in self._waiting if not f.done()]
         taken, rows = 0, 0
         for inputs, _ in self._waiting:
             count = len(inputs.numbers)
@@ -214,24 +287,34 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch = self._take()
-                parts = [inputs for inputs, _ in batch]
+        while True:
+            batch = self._take()
+            if not batch:
+                return
+            parts = [inputs for inputs, _ in batch]
+            try:
+                outcomes: list[Outcome | BaseException] = list(
+                    await loop.run_in_executor(self._executor, score, self._predictor, parts)
+                )
+            except Exception as exc:  # each request gets it, as it would unbatched
+                outcomes = [exc] * len(batch)
+            except BaseException:  # cancelled (shutdown): no request of the batch hangs
+                for _, future in batch + self._waiting:
+                    future.cancel()
+                raise
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the client went away
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            if self._observe is not None:
                 try:
-                    outcomes = await loop.run_in_executor(
-                        self._executor, score, self._predictor, parts
-                    )
-                except Exception as exc:
-                    outcomes = [exc] * len(batch)  # type: ignore[list-item]
-                if self._observe is not None:
                     self._observe(sum(len(p.numbers) for p in parts))
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():  # the client went away
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._task = None
+                except Exception:  # a metric must never stop the scoring
+                    logger.exception("Could not record a batch's size")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,6 @@ from contracts.names import (
     MLFLOW_MODEL_DIR,
     MODEL_DIGEST_TAG,
     challenger_store_name,
-    champion_uri,
 )
 from train.artifacts import digest, load_estimator, model_file
 from train.errors import StepError
@@ -30,6 +31,9 @@ from train.model_card import build_card, store_card
 from train.registry import get_alias
 from train.settings import Settings
 from train.tracking import StoreError, connect
+
+# The measurement loads the model and times ~30 calls: seconds, even for a large forest.
+MEASURE_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,15 @@ def import_champion(settings: Settings) -> tuple[str, str]:
     import bentoml
     import mlflow
 
-    with tempfile.TemporaryDirectory(prefix="cepage-package-") as scratch:
-        # Downloaded once: measured here, then imported from this copy.
-        model_dir = Path(mlflow.artifacts.download_artifacts(champion_uri(name), dst_path=scratch))
+    # Downloaded once, the version whose digest and card were just read (not the alias again,
+    # which may have moved): measured here, then imported from this copy. The copy sits beside
+    # the store (its volume in a container), not in a /tmp that may be memory.
+    scratch_root = os.environ.get("BENTOML_HOME")
+    if scratch_root:
+        os.makedirs(scratch_root, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cepage-package-", dir=scratch_root) as scratch:
+        uri = f"models:/{name}/{champion.version}"
+        model_dir = Path(mlflow.artifacts.download_artifacts(uri, dst_path=scratch))
         profile = measure_batching(model_dir, recorded)
         model = bentoml.mlflow.import_model(
             name,
@@ -183,32 +193,31 @@ def _check_imported(model: Any, recorded: str, version: str) -> None:
 
 
 def measure_batching(model_dir: Path, recorded: str) -> str:
-    """The serving path's cost of 1 row and of N rows on this model (bento/batching.py), as the
-    JSON text stored with it: the service batches the models for which it pays.
+    """The serving path's cost of 1 row and of N rows on this model, as the JSON text stored with
+    it: the service batches the models for which it pays (bento/batching.py).
 
-    The model is loaded as the service loads it (allow-list, the digest the gate recorded), so a
-    file that would not serve is refused here, before anything enters the store.
+    Measured by the service's own code in a process of its own (``python -m bento.batching``:
+    the training steps never import the service), which loads the model as the service does
+    (allow-list, the digest the gate recorded), so a file that would not serve is refused here,
+    before anything enters the store.
 
     Raises:
-        StoreError: the model cannot be loaded as the service would.
+        StoreError: the model cannot be loaded as the service would, or the measurement failed.
     """
-    import yaml
-
-    from bento.batching import measure
-    from bento.loader import ModelLoadError
-    from bento.loader import load_estimator as load_for_serving
-    from bento.predictor import ModelBundle, ModelInfo, Predictor, strip_feature_names
-
-    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    done = subprocess.run(
+        [sys.executable, "-m", "bento.batching", str(model_dir), "--sha256", recorded],
+        capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S, check=False,
+    )  # fmt: skip  # nosec B603: this interpreter, fixed arguments
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise StoreError(f"The champion cannot be served: {why}. Nothing was packaged.")
+    profile = lines[-1]
     try:
-        estimator = load_for_serving(model_dir, mlmodel, recorded)
-    except ModelLoadError as exc:
-        raise StoreError(f"The champion cannot be served: {exc}. Nothing was packaged.") from exc
-    schema = (mlmodel.get("metadata") or {}).get("feature_schema") or {}
-    if not schema.get("features"):
-        raise StoreError("The champion carries no feature schema: it was not trained by cepage.")
-    bundle = ModelBundle(strip_feature_names(estimator), schema, ModelInfo("", "", "", "", ""))
-    return measure(Predictor(bundle)).to_json()
+        json.loads(profile)
+    except ValueError:
+        raise StoreError(f"The batching measurement gave {profile!r}, not JSON.") from None
+    return profile
 
 
 def build_bento(project_dir: Path, models: list[str] | None = None) -> str:
