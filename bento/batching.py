@@ -235,13 +235,22 @@ def _split_unscorable(
     return [UnscorableError(bad[i]) if i in bad else next(again) for i in range(len(parts))]
 
 
+# Rows the queue may hold, in full batches: past it a request is refused at once (503) instead of
+# queued. A queued request waits at most this many model calls, not until the request timeout.
+QUEUE_BATCHES = 4
+
+
+class QueueFullError(RuntimeError):
+    """The batcher already holds ``QUEUE_BATCHES`` batches of rows: the request is not queued."""
+
+
 class Batcher:
     """Scores requests' rows for one model, merging those that wait together.
 
     ``executor`` runs the model calls (one thread: a model call at a time, the event loop free
-    meanwhile); ``max_rows`` bounds a batch (a request larger than it is scored alone);
-    ``observe`` is given each model call's row count (the ``cepage_prediction_batch_rows``
-    histogram).
+    meanwhile); ``max_rows`` bounds a batch (a request larger than it is scored alone), and
+    ``QUEUE_BATCHES`` times it the rows waiting; ``observe`` is given each model call's row
+    count (the ``cepage_prediction_batch_rows`` histogram).
     """
 
     def __init__(
@@ -256,6 +265,7 @@ class Batcher:
         self._max_rows = max_rows
         self._observe = observe
         self._waiting: list[tuple[Inputs, asyncio.Future[list[RowPrediction]]]] = []
+        self._waiting_rows = 0
         self._task: asyncio.Task[None] | None = None
 
     async def predict(self, inputs: Inputs) -> list[RowPrediction]:
@@ -263,10 +273,16 @@ class Batcher:
 
         Raises:
             UnscorableError: as :meth:`Predictor.predict_inputs`, for this request's rows.
+            QueueFullError: the queue holds ``QUEUE_BATCHES`` batches already (an empty queue takes
+                any request, so one larger than that is still scored).
         """
+        rows = len(inputs.numbers)
+        if self._waiting and self._waiting_rows + rows > QUEUE_BATCHES * self._max_rows:
+            raise QueueFullError(f"{self._waiting_rows} rows already wait to be scored")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[RowPrediction]] = loop.create_future()
         self._waiting.append((inputs, future))
+        self._waiting_rows += rows
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
         return await future
@@ -283,6 +299,7 @@ class Batcher:
                 break
             taken, rows = taken + 1, rows + count
         batch, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        self._waiting_rows = sum(len(inputs.numbers) for inputs, _ in self._waiting)
         return batch
 
     async def _run(self) -> None:

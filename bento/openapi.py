@@ -59,7 +59,8 @@ _REFUSED_SCHEMA: dict[str, Any] = {
     "title": REFUSED,
     "required": ["error"],
     "properties": {"error": {"type": "string", "title": "Message"}},
-    "description": "Refused before validation (API key, media type, body size).",
+    "description": "Refused: before validation (API key, media type, body size), or a "
+    "batched model's full queue.",
 }
 _GUARD_ANSWERS = {
     "413": "Request body over CEPAGE_MAX_BODY_BYTES",
@@ -176,6 +177,12 @@ def patch_spec(
         for status, description in answers.items():
             responses[status] = {
                 "description": description,
+                "content": {"application/json": {"schema": ref}},
+            }
+        if path == "/predict":
+            responses["503"] = {
+                "description": "A batched model's queue is full: retry after Retry-After seconds",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                 "content": {"application/json": {"schema": ref}},
             }
     return spec

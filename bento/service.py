@@ -18,7 +18,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from bento import listeners
-from bento.batching import Batcher, BatchProfile, decide
+from bento.batching import Batcher, BatchProfile, QueueFullError, decide
 from bento.explain import NotExplainableError
 from bento.guard import ConfiguredRequestGuard
 from bento.loader import ModelLoadError, latest_tag, load_bundle
@@ -268,6 +268,10 @@ class Classifier:
             rows = await served.score(inputs)
         except UnscorableError as exc:
             raise problems_error("PredictRequest", unscorable(exc.rows)) from None
+        except QueueFullError as exc:
+            # BentoML passes a Response through as is; its own 503 would say "unexpected error"
+            # and log a traceback per refused request, right when the worker has no time to spare.
+            return cast(PredictResponse, _busy(str(exc)))
         explanations = self._explain(served, inputs, rows) if request.explain else None
         served.count_bins(inputs)
         info = predictor.bundle.info
@@ -470,6 +474,19 @@ class Classifier:
         ):
             return JSONResponse(bundle.card)
         return Response(render_markdown(bundle.card), media_type=MARKDOWN)
+
+
+BUSY_RETRY_AFTER_S = 1
+
+
+def _busy(reason: str) -> JSONResponse:
+    """503 with Retry-After: a batched model's queue is full (bento/batching.py QUEUE_BATCHES),
+    so the request is refused at once rather than queued until the request timeout."""
+    return JSONResponse(
+        {"error": f"The model is busy ({reason}); retry in {BUSY_RETRY_AFTER_S} s."},
+        status_code=503,
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
 
 
 # `@bentoml.service` returns a Service object; its stubs still describe the decorated class.

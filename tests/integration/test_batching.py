@@ -20,6 +20,7 @@ import yaml
 from bento.batching import BatchProfile, pays
 from contracts.names import METADATA_BATCH_PROFILE, MODEL_NAME
 from tests.support.mixed_data import CALLS, CHARGES, PAPERLESS, PLAN, PLANS, REGION, REGIONS, TENURE
+from tests.support.procs import bentoml_serve
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,22 @@ def test_a_linear_model_is_scored_unbatched(api_url: str, median_record: dict[st
         for answer in pool.map(lambda _: predict(api_url, [median_record]), range(32)):
             assert answer
     assert batch_rows(api_url) == (0.0, 0.0)
+
+
+def test_a_full_batching_queue_answers_503_with_retry_after_at_once(forest_home: Path) -> None:
+    # CEPAGE_MAX_RECORDS=1: batches of 1 row, so the queue holds QUEUE_BATCHES rows; 48 clients
+    # at once overflow it on a forest whose every call walks 200 trees.
+    with bentoml_serve(forest_home, extra_env={"CEPAGE_MAX_RECORDS": "1"}) as url:
+
+        def post(i: int) -> requests.Response:
+            return requests.post(f"{url}/predict", json={"records": [record(i)]}, timeout=30)
+
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(post, range(48 * 4)))
+        busy = [a for a in answers if a.status_code == 503]
+        assert {a.status_code for a in answers} == {200, 503}, {a.status_code for a in answers}
+        assert busy[0].headers["Retry-After"] == "1"
+        assert "busy" in busy[0].json()["error"], busy[0].text
+        assert all(len(a.json()["predictions"]) == 1 for a in answers if a.status_code == 200)
+        # Refused, not queued: a 503 costs no model call.
+        assert batch_rows(url)[1] == len(answers) - len(busy)

@@ -14,8 +14,10 @@ import pytest
 
 from bento.batching import (
     MEASURE_ROWS,
+    QUEUE_BATCHES,
     Batcher,
     BatchProfile,
+    QueueFullError,
     decide,
     measure,
     pays,
@@ -128,17 +130,26 @@ def counting(predictor: Predictor) -> tuple[Predictor, CountingEstimator]:
 
 
 async def score_together(
-    predictor: Predictor, estimator: CountingEstimator, requests: list[list[dict[str, Any]]]
+    predictor: Predictor,
+    estimator: CountingEstimator,
+    requests: list[list[dict[str, Any]]],
+    max_rows: int = 1000,
+    cancel: tuple[int, ...] = (),
 ) -> list[Any]:
-    """Each request's outcome when they all arrive while the first one is being scored."""
+    """Each request's outcome when they all arrive while the first one is being scored;
+    ``cancel``: the requests whose client goes away (BentoML's timeout cancels their task)
+    before the first one's call ends."""
     with ThreadPoolExecutor(1) as executor:
-        batcher = Batcher(predictor, executor, max_rows=1000)
+        batcher = Batcher(predictor, executor, max_rows=max_rows)
         first = asyncio.ensure_future(batcher.predict(predictor.inputs(requests[0])))
         await asyncio.sleep(0.05)  # the first is on the scoring thread, held at the gate
         rest = [
             asyncio.ensure_future(batcher.predict(predictor.inputs(records)))
             for records in requests[1:]
         ]
+        await asyncio.sleep(0)
+        for index in cancel:
+            rest[index - 1].cancel()
         estimator.gate.set()
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
@@ -188,21 +199,27 @@ def test_rows_that_cannot_be_scored_fail_only_their_own_request(wine_forest: Pre
 def test_a_batch_never_goes_over_max_rows(wine_forest: Predictor) -> None:
     predictor, estimator = counting(wine_forest)
     record = typical_records(wine_forest.bundle.schema, 1)[0]
-
-    async def run() -> list[Any]:
-        with ThreadPoolExecutor(1) as executor:
-            batcher = Batcher(predictor, executor, max_rows=5)
-            futures = [
-                asyncio.ensure_future(batcher.predict(predictor.inputs([record] * 2)))
-                for _ in range(6)
-            ]
-            await asyncio.sleep(0.05)
-            estimator.gate.set()
-            return await asyncio.gather(*futures)
-
-    outcomes = asyncio.run(run())
+    outcomes = asyncio.run(score_together(predictor, estimator, [[record] * 2] * 6, max_rows=5))
     assert all(len(rows) == 2 for rows in outcomes)
     assert max(estimator.calls) <= 5 and sum(estimator.calls) == 12, estimator.calls
+
+
+def test_a_full_queue_refuses_at_once_and_an_empty_one_takes_any_request(
+    wine_forest: Predictor,
+) -> None:
+    predictor, estimator = counting(wine_forest)
+    record = typical_records(wine_forest.bundle.schema, 1)[0]
+    # max_rows 2: the queue holds QUEUE_BATCHES * 2 rows behind the request being scored.
+    cap = QUEUE_BATCHES * 2
+    requests = [[record]] * (1 + cap + 2)
+    outcomes = asyncio.run(score_together(predictor, estimator, requests, max_rows=2))
+    assert all(len(rows) == 1 for rows in outcomes[: 1 + cap])
+    assert all(isinstance(o, QueueFullError) for o in outcomes[1 + cap :]), outcomes[-2:]
+    assert sum(estimator.calls) == 1 + cap  # the refused ones were never scored
+    alone, estimator = counting(wine_forest)
+    estimator.gate.set()
+    big = asyncio.run(score_together(alone, estimator, [[record] * (cap + 5)], max_rows=2))
+    assert len(big[0]) == cap + 5  # larger than the queue, but nothing else waited
 
 
 def test_the_batching_setting_is_auto_on_or_off() -> None:
@@ -217,22 +234,8 @@ def test_the_batching_setting_is_auto_on_or_off() -> None:
 def test_a_request_whose_client_went_away_is_not_scored(wine_forest: Predictor) -> None:
     predictor, estimator = counting(wine_forest)
     record = typical_records(wine_forest.bundle.schema, 1)[0]
-
-    async def run() -> list[Any]:
-        with ThreadPoolExecutor(1) as executor:
-            batcher = Batcher(predictor, executor, max_rows=1000)
-            first = asyncio.ensure_future(batcher.predict(predictor.inputs([record])))
-            await asyncio.sleep(0.05)  # held at the gate
-            rest = [
-                asyncio.ensure_future(batcher.predict(predictor.inputs([record] * n)))
-                for n in (2, 3, 4)
-            ]
-            await asyncio.sleep(0)
-            rest[1].cancel()  # BentoML's timeout cancels the request's task
-            estimator.gate.set()
-            return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    outcomes = asyncio.run(run())
+    requests = [[record] * n for n in (1, 2, 3, 4)]
+    outcomes = asyncio.run(score_together(predictor, estimator, requests, cancel=(2,)))
     assert isinstance(outcomes[2], asyncio.CancelledError)
     assert [len(o) for i, o in enumerate(outcomes) if i != 2] == [1, 2, 4]
     assert estimator.calls == [1, 6]  # the 3 rows of the cancelled request were never scored
