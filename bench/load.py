@@ -91,6 +91,15 @@ def write_script(path: Path, body: str) -> Path:
 
 def run_wrk(wrk: str, url: str, script: Path, *, clients: int, duration_s: float) -> LoadResult:
     """Load ``url`` with ``clients`` connections on one wrk thread for ``duration_s`` seconds."""
+    proc = start_wrk(wrk, url, script, clients=clients, duration_s=duration_s)
+    return finish_wrk(proc, clients, timeout_s=duration_s + 60)
+
+
+def start_wrk(
+    wrk: str, url: str, script: Path, *, clients: int, duration_s: float
+) -> subprocess.Popen[str]:
+    """wrk started in the background: :func:`finish_wrk` waits for it (or SIGINT ends it early:
+    wrk then stops its load and prints its summary all the same)."""
     argv = [
         wrk,
         "-t1",
@@ -102,10 +111,18 @@ def run_wrk(wrk: str, url: str, script: Path, *, clients: int, duration_s: float
         str(script),
         url,
     ]
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=duration_s + 60, check=False
-    )
-    for line in done.stdout.splitlines():
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_wrk(proc: subprocess.Popen[str], clients: int, *, timeout_s: float) -> LoadResult:
+    """The summary of a wrk started by :func:`start_wrk`, once it has exited."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise LoadError(f"wrk did not finish within {timeout_s:.0f} s") from None
+    for line in stdout.splitlines():
         if line.startswith(MARK):
             return LoadResult.from_wrk(clients, json.loads(line.removeprefix(MARK)))
-    raise LoadError(f"wrk gave no summary (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    raise LoadError(f"wrk gave no summary (exit {proc.returncode}): {stderr.strip()[-500:]}")

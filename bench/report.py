@@ -447,8 +447,10 @@ def render(
     floor: FloorResult | None,
     servers: Sequence[ServerResult],
     clients: Sequence[int],
+    reload: Sequence[str] = (),
 ) -> str:
-    """The whole block printed to the terminal and written into the docs."""
+    """The whole block printed to the terminal and written into the docs; ``reload``: the
+    retrain measurement's lines (bench/reload.py)."""
     notes = [f"- {s.title}: {s.note}" for s in servers if s.note]
     log = log_comparison(servers, clients)
     shadow = log_comparison(servers, clients, SHADOW_ON, "shadow")
@@ -475,6 +477,7 @@ def render(
             if explain
             else []
         ),
+        *(["", "Retrain → new model answering (this run):", "", *reload] if reload else []),
     ]
     return "\n".join(parts)
 

@@ -22,12 +22,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.cpu import QUIET_SHARE, background_share, snapshot, wait_for_quiet
 from bench.errors import BenchError
 from bench.load import WRK_INSTALL_HINT, LoadError, find_wrk, run_wrk, write_script, wrk_version
+from bench.reload import ReloadResult, measure_reload, reload_lines
+from bench.reload import Target as ReloadTarget
 from bench.report import (
     EXPLAIN_ON,
     LOG_OFF,
@@ -59,6 +61,7 @@ from bench.servers import (
 )
 from contracts.names import MODEL_NAME
 from stack.home import BIN, HomeError, cepage, has_model, prepare_home, stack_env
+from stack.local import RELOAD_SECONDS
 from stack.processes import (
     ROOT,
     Supervisor,
@@ -88,6 +91,7 @@ class RunConfig:
     settle_s: float
     interleave: bool = True
     rounds: int = 1
+    reload: bool = True
 
 
 def parse_args(argv: Sequence[str] | None) -> RunConfig:
@@ -132,6 +136,13 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
         help="Load every server at every client count this many times (1); a cell is then the "
         "median of its rounds. With the prediction log pair interleaved, the rounds alternate.",
     )
+    parser.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="Skip the retrain measurement (a 2-worker service under load sees `cepage retrain` "
+        "package a new champion: store -> every worker serving it).",
+    )
     args = parser.parse_args(argv)
     servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     unknown = [s for s in servers if s not in SERVERS]
@@ -151,6 +162,7 @@ def parse_args(argv: Sequence[str] | None) -> RunConfig:
         settle_s=max(args.settle, 0.0),
         interleave=args.interleave,
         rounds=args.rounds,
+        reload=args.reload,
     )
 
 
@@ -410,6 +422,52 @@ def ensure_challenger(home: Path) -> None:
         raise BenchError(f"packaging the challenger failed:\n{packaged.stdout}{packaged.stderr}")
 
 
+def bench_reload(
+    *, sup: Supervisor, home: Path, record: Record, wrk: str, config: RunConfig
+) -> tuple[ReloadResult | None, str | None]:
+    """A 2-worker service polling its store as the local stack's does, under load while the real
+    ``cepage retrain`` packages a new champion (bench/reload.py); (result, or why it failed)."""
+    base = SERVERS["cepage-2w"]
+    spec = replace(
+        base,
+        key="cepage-reload",
+        env={**base.env, "CEPAGE_MODEL_RELOAD_SECONDS": RELOAD_SECONDS},
+    )
+    run = start_server(spec, sup=sup, home=home, record=record, config=config)
+    try:
+        if run.result.failure:
+            return None, run.result.failure
+        metrics_url = f"http://127.0.0.1:{run.port}/metrics"
+        target = ReloadTarget(
+            workers=int(spec.env["CEPAGE_WORKERS"]),
+            interval_s=float(RELOAD_SECONDS),
+            latest=home / "bentoml" / "models" / MODEL_NAME / "latest",
+            read_metrics=lambda: read_metrics(metrics_url),
+            answer=lambda: check_answer(run.url, run.body),
+        )
+        say("retrain under load: `cepage retrain` while a 2-worker service polls its store")
+        result = measure_reload(
+            target,
+            retrain=[str(BIN / "cepage"), "retrain", "--no-build"],
+            env=stack_env(home),
+            cwd=ROOT,
+            log=home / "retrain.log",
+            wrk=wrk,
+            url=run.url,
+            script=write_script(home / f"{spec.key}.lua", run.body),
+        )
+        say(
+            f"retrain: every worker serving version {result.new_version} "
+            f"{result.seconds:.2f} s after the store had it; {result.load.errors} failed requests"
+        )
+        return result, None
+    except FAILURES as exc:
+        say(f"retrain measurement FAILED: {exc}")
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    finally:
+        sup.stop(run.proc)
+
+
 def ensure_forest(home: Path) -> None:
     """A home whose champion is `--model forest` on the same data, for the batching rows."""
     if has_model(home):
@@ -451,6 +509,11 @@ def run(config: RunConfig, wrk: str) -> str:
                     config=config,
                 )
             ]
+            reload, reload_failure = (
+                bench_reload(sup=sup, home=home, record=record, wrk=wrk, config=config)
+                if config.reload
+                else (None, None)
+            )
     finally:
         if keep:
             say(f"kept {home} (logs: {home}/*.log)")
@@ -474,6 +537,7 @@ def run(config: RunConfig, wrk: str) -> str:
         floor=floor,
         servers=servers,
         clients=config.clients,
+        reload=reload_lines(reload, reload_failure),
     )
 
 

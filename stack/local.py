@@ -23,7 +23,7 @@ from stack.processes import answers, port_free, start, stop_groups
 from train.settings import Settings
 
 # How often the local service looks for a newly packaged model (seconds).
-RELOAD_SECONDS = "3"
+RELOAD_SECONDS = "1"
 READY_TIMEOUT = 120.0
 
 

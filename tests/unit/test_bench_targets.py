@@ -1,9 +1,10 @@
-"""bench.report.ratio_lines: issue 19's targets, each met or missed by made-up figures (no
-timing here: the benchmark itself measures)."""
+"""bench.report.ratio_lines and bench.reload: issue 19's targets, met or missed by made-up
+figures (no timing here: the benchmark itself measures)."""
 
 from __future__ import annotations
 
 from bench.load import LoadResult
+from bench.reload import ReloadResult, model_version, reload_count, reload_lines
 from bench.report import FloorResult, ServerResult, ratio_lines
 
 
@@ -85,3 +86,36 @@ def test_batching_targets_met_and_missed() -> None:
     )
     assert missed.count("MISSED") == 2, missed
     assert "forced on" not in missed
+
+
+RELOAD_METRICS = """\
+# HELP cepage_model_reloads_total Newer models swapped in without a restart.
+# TYPE cepage_model_reloads_total counter
+cepage_model_reloads_total 2.0
+cepage_predictions_total{label="Barolo",model_version="2"} 7.0
+"""
+
+
+def test_reload_count_sums_the_workers_and_reads_nothing_else() -> None:
+    assert reload_count(RELOAD_METRICS) == 2
+    assert reload_count("# TYPE cepage_model_reloads_total counter\n") == 0
+
+
+def test_model_version_is_read_from_a_predict_answer() -> None:
+    assert model_version('{"model": {"name": "m", "version": "12"}, "predictions": []}') == "12"
+
+
+def reload_result(seconds: float, errors: int) -> ReloadResult:
+    load = LoadResult(clients=8, requests=5000, ok_per_s=900, p50_ms=2, p99_ms=40, errors=errors)
+    return ReloadResult(
+        workers=2, interval_s=1, old_version="1", new_version="2", seconds=seconds, load=load
+    )
+
+
+def test_the_retrain_target_needs_both_the_time_and_no_failed_request() -> None:
+    assert reload_lines(reload_result(0.9, 0))[0].endswith(": met")
+    assert "**0.90 s**" in reload_lines(reload_result(0.9, 0))[0]
+    assert reload_lines(reload_result(2.5, 0))[0].endswith("MISSED")
+    assert reload_lines(reload_result(0.9, 1))[0].endswith("MISSED")
+    assert reload_lines(None, "no new model")[0].endswith("FAILED (no new model)")
+    assert reload_lines(None) == []
