@@ -122,6 +122,10 @@ def finish_wrk(proc: subprocess.Popen[str], clients: int, *, timeout_s: float) -
         proc.kill()
         proc.communicate()
         raise LoadError(f"wrk did not finish within {timeout_s:.0f} s") from None
+    except BaseException:  # interrupted (Ctrl-C, the Supervisor's SIGTERM): no wrk left behind
+        proc.kill()
+        proc.wait()
+        raise
     for line in stdout.splitlines():
         if line.startswith(MARK):
             return LoadResult.from_wrk(clients, json.loads(line.removeprefix(MARK)))

@@ -83,31 +83,64 @@ def measure_reload(
         BenchError: the retrain failed or promoted nothing, or the workers did not all switch.
     """
     old = model_version(target.answer())
+    # The baseline counts the reloads of the workers up now; the retrain trains for several
+    # seconds before it packages, long after a 2-worker service has started both.
     pointer = target.latest.read_text()
     reloads = reload_count(target.read_metrics())
-    load = start_wrk(wrk, url, script, clients=LOAD_CLIENTS, duration_s=RETRAIN_TIMEOUT_S)
+    # wrk runs until stopped: its -d is only a bound, far past the retrain's own timeout.
+    load = start_wrk(wrk, url, script, clients=LOAD_CLIENTS, duration_s=4 * RETRAIN_TIMEOUT_S)
     try:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                list(retrain), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
-            )
+        stored, served = _retrain(target, retrain, env, cwd, log, pointer, reloads)
+        time.sleep(AFTER_S)
+    except BaseException:
+        load.kill()
+        load.wait()
+        raise
+    load.send_signal(signal.SIGINT)  # wrk stops and prints its summary
+    result = finish_wrk(load, LOAD_CLIENTS, timeout_s=30)
+    new = model_version(target.answer())
+    if new == old:
+        raise BenchError(f"the service still answers with version {old} after the switch")
+    return ReloadResult(
+        workers=target.workers,
+        interval_s=target.interval_s,
+        old_version=old,
+        new_version=new,
+        seconds=served - stored,
+        load=result,
+    )
+
+
+def _retrain(
+    target: Target,
+    retrain: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    pointer: str,
+    reloads: int,
+) -> tuple[float, float]:
+    """Run the retrain to its end; (store reached, every worker serving) on the monotonic clock.
+    The retrain never outlives the call, whatever ends it."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(retrain), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
         stored = _wait_for_store(target.latest, pointer, proc, log)
         served = _wait_for_workers(target, reloads)
         proc.wait(timeout=RETRAIN_TIMEOUT_S)
         if proc.returncode != 0:
             raise BenchError(f"`cepage retrain` exited {proc.returncode}; see {log}")
-        time.sleep(AFTER_S)
+        return stored, served
     finally:
-        load.send_signal(signal.SIGINT)  # wrk stops and prints its summary
-    result = finish_wrk(load, LOAD_CLIENTS, timeout_s=30)
-    return ReloadResult(
-        workers=target.workers,
-        interval_s=target.interval_s,
-        old_version=old,
-        new_version=model_version(target.answer()),
-        seconds=served - stored,
-        load=result,
-    )
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _wait_for_store(latest: Path, before: str, proc: subprocess.Popen[bytes], log: Path) -> float:

@@ -7,8 +7,9 @@ stack as a user does (Ctrl-C: SIGINT to the command's process group), checks tha
 starts it again in the same clone for the warm figure. ``--write docs/performance.md`` puts the
 result between the ``bench-up`` markers (``make bench-up``).
 
-The clone shares nothing with this checkout but the machine's package caches (uv's, pip's): the
-fresh figure is a newcomer's second project, or their first with a warm cache; the docs say which.
+The clone shares nothing with this checkout but the machine's package caches (uv's, pip's): on a
+machine that has installed cepage before, the fresh figure is a newcomer's with a warm package
+cache (docs/performance.md gives a cold-cache figure beside it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import describe_machine, write_between_markers
-from stack.processes import ROOT, answers, free_port
+from stack.processes import ROOT, answers, free_port, stop_group
 
 READY_TIMEOUT_S = 1800.0  # a cold set-up downloads and installs every locked dependency
 STOP_TIMEOUT_S = 60.0
@@ -60,10 +61,24 @@ def clone(source: Path, into: Path) -> Path:
     return target
 
 
-def ports_env() -> dict[str, str]:
-    """The environment for ``make up`` on free ports (a running stack keeps the defaults)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CEPAGE_")}
-    for name in ("MLFLOW", "API", "UI", "PROMETHEUS", "ALERTMANAGER", "NODE_EXPORTER"):
+# Settings of the caller's own tools that must not reach the clone: a tracking URI pointing at a
+# team's MLflow would get the clone's first model promoted there; a BentoML home that holds a
+# model would skip the first training. Make's own variables would reach the child make.
+_NOT_PASSED = ("CEPAGE_", "MLFLOW_", "BENTOML_", "PROMETHEUS_MULTIPROC")
+_MAKE_VARIABLES = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VIRTUAL_ENV")
+_PORTS = ("MLFLOW", "API", "UI", "PROMETHEUS", "ALERTMANAGER", "NODE_EXPORTER", "TRIGGER")
+
+
+def clone_env(checkout: Path) -> dict[str, str]:
+    """The environment for ``make up`` in ``checkout``: the caller's, without its MLflow,
+    BentoML and cepage settings, every port free (a stack already running keeps its own)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_NOT_PASSED) and k not in _MAKE_VARIABLES
+    }
+    env["CEPAGE_HOME"] = str(checkout / ".cepage")
+    for name in _PORTS:
         env[f"CEPAGE_{name}_PORT"] = str(free_port())
     return env
 
@@ -110,7 +125,9 @@ def time_start(checkout: Path, env: dict[str, str], label: str, log: Path) -> St
         try:
             proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            # The stack's servers run in sessions of their own: stop_group lists them while
+            # make still stands, then stops each one.
+            stop_group(proc)
             why = f"`make up` did not stop within {STOP_TIMEOUT_S:.0f} s of Ctrl-C"
             raise UpError(why) from None
     stopped = time.monotonic() - stopping
@@ -133,12 +150,18 @@ def render(starts: Sequence[Start], commit: str) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.up``."""
     parser = argparse.ArgumentParser(prog="python -m bench.up", description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="Markdown file to write the result into.")
     parser.add_argument("--keep", action="store_true", help="Keep the clone (and its logs).")
     args = parser.parse_args(argv)
+    # A SIGTERM (CI, a killed terminal) unwinds like Ctrl-C, through the stops above.
+    signal.signal(signal.SIGTERM, _interrupt)
     if shutil.which("make") is None or shutil.which("git") is None:
         print("bench-up: needs make and git on PATH", file=sys.stderr)
         return 2
@@ -152,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="cepage-up-"))
     try:
         checkout = clone(ROOT, folder)
-        env = ports_env()
+        env = clone_env(checkout)
         log = folder / "make-up.log"
         say(f"fresh clone of {commit} in {checkout}; log {log}")
         starts = [

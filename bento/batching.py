@@ -236,7 +236,7 @@ def _split_unscorable(
 
 
 # Rows the queue may hold, in full batches: past it a request is refused at once (503) instead of
-# queued. A queued request waits at most this many model calls, not until the request timeout.
+# queued. A queued request waits for about this many model calls, not until the request timeout.
 QUEUE_BATCHES = 4
 
 
@@ -277,7 +277,10 @@ class Batcher:
                 any request, so one larger than that is still scored).
         """
         rows = len(inputs.numbers)
-        if self._waiting and self._waiting_rows + rows > QUEUE_BATCHES * self._max_rows:
+        # Only while the scoring task runs: a task that ended takes the queue over afresh below.
+        # Rows of a request cancelled meanwhile still count until the task's next take.
+        running = self._task is not None and not self._task.done()
+        if running and self._waiting_rows + rows > QUEUE_BATCHES * self._max_rows:
             raise QueueFullError(f"{self._waiting_rows} rows already wait to be scored")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[RowPrediction]] = loop.create_future()
@@ -318,6 +321,7 @@ class Batcher:
             except BaseException:  # cancelled (shutdown): no request of the batch hangs
                 for _, future in batch + self._waiting:
                     future.cancel()
+                self._waiting, self._waiting_rows = [], 0
                 raise
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # the client went away

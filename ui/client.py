@@ -249,6 +249,12 @@ def _http_error(base_url: str, path: str, response: requests.Response) -> ApiErr
     status = response.status_code
     body = _json_or_none(response)
     error = _service_error(body)
+    if status == 503 and error:  # the service's own refusal when busy (it logs nothing)
+        return ApiError(
+            f"The API at {base_url} is busy and refused {path} for now (HTTP 503: {error}). "
+            "Try again in a moment.",
+            status=status,
+        )
     if status >= 500:
         said = f": {error}" if error else ""
         return ApiError(

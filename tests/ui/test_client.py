@@ -160,6 +160,8 @@ class _Answers(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/boom/metadata":
             self._send(500, json.dumps({"error": "model exploded"}), "application/json")
+        elif self.path == "/busy/metadata":  # what a batched model's full queue answers
+            self._send(503, json.dumps({"error": "The model is busy (9 rows)"}), "application/json")
         elif self.path == "/html/metadata":
             self._send(200, "<html>not json</html>", "text/html")
         else:
@@ -196,6 +198,15 @@ def test_a_server_error_is_said_to_be_the_services(stand_in: str) -> None:
     message = str(caught.value)
     assert "HTTP 500: model exploded" in message
     assert "not of your input" in message
+
+
+def test_a_busy_service_asks_to_try_again_not_to_read_a_log(stand_in: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        ApiClient(f"{stand_in}/busy").metadata()
+    assert caught.value.status == 503
+    message = str(caught.value)
+    assert "is busy" in message and "Try again in a moment" in message
+    assert "log has the details" not in message
 
 
 def test_a_wrong_url_is_explained(stand_in: str) -> None:

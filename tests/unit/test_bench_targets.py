@@ -92,12 +92,13 @@ RELOAD_METRICS = """\
 # HELP cepage_model_reloads_total Newer models swapped in without a restart.
 # TYPE cepage_model_reloads_total counter
 cepage_model_reloads_total 2.0
+cepage_model_reloads_total{worker="2"} 1.0
 cepage_predictions_total{label="Barolo",model_version="2"} 7.0
 """
 
 
 def test_reload_count_sums_the_workers_and_reads_nothing_else() -> None:
-    assert reload_count(RELOAD_METRICS) == 2
+    assert reload_count(RELOAD_METRICS) == 3
     assert reload_count("# TYPE cepage_model_reloads_total counter\n") == 0
 
 
