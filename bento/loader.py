@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
@@ -18,6 +21,7 @@ from contracts.names import (
     LABELLED_METRICS,
     METADATA_BATCH_PROFILE,
     MLFLOW_MODEL_DIR,
+    TRUSTED_ESTIMATORS,
     TRUSTED_MODEL_TYPES,
 )
 
@@ -48,8 +52,9 @@ def load_estimator(
 
     What ``mlflow.sklearn.load_model`` does for the skops format, without importing MLflow (1.3 s
     of every cold start), and safer: the types trusted are the fixed allow-list
-    (``contracts.names.TRUSTED_MODEL_TYPES``), never the list the artifact declares, and the
-    file must have the digest recorded when it was promoted (``expected_sha256``).
+    (``contracts.names.TRUSTED_MODEL_TYPES``, and the estimators of :func:`skops_io_module`),
+    never the list the artifact declares, and the file must have the digest recorded when it was
+    promoted (``expected_sha256``).
     """
     flavor = (mlmodel.get("flavors") or {}).get("sklearn")
     if not flavor:
@@ -59,8 +64,7 @@ def load_estimator(
         raise ModelLoadError(
             f"it is saved as {fmt!r}; the service loads skops models (what `cepage train` logs)"
         )
-    import skops.io
-
+    skops_io = skops_io_module()
     path = model_dir / flavor["pickled_model"]
     if expected_sha256 is not None:
         found = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -74,13 +78,44 @@ def load_estimator(
     # One pass over the file: `load` audits every type against the allow-list before it builds
     # any object (a separate get_untrusted_types() parsed the file twice: ~200 ms for a forest).
     try:
-        return skops.io.load(path, trusted=list(TRUSTED_MODEL_TYPES))
+        return skops_io.load(path, trusted=list(TRUSTED_MODEL_TYPES))
     except UntrustedTypesFoundException:
         # Refused: only now list the types, for the message (the exception has text only).
-        untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES))
+        untrusted = sorted(set(skops_io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES))
         raise ModelLoadError(
             f"its file holds types the service does not load: {untrusted}"
         ) from None
+
+
+def skops_io_module() -> ModuleType:
+    """``skops.io``, with the estimators it trusts by default narrowed to TRUSTED_ESTIMATORS.
+
+    Besides the types a load passes, skops trusts every estimator scikit-learn has: it lists them
+    with ``sklearn.utils.all_estimators()`` once, when ``skops.io`` is first imported, and that
+    walk imports every scikit-learn module (~200 ms of a worker's start and ~12 MiB of its
+    memory; pytest too where it is installed). A served model is one of cepage's pipelines, so
+    the list of its estimators is both cheaper and stricter. Where skops was imported before
+    (by MLflow in a CLI process), its default stands: the allow-list still applies on top.
+    """
+    if "skops.io._trusted_types" not in sys.modules:
+        import sklearn.utils
+
+        real = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = _cepage_estimators
+        try:
+            import skops.io  # noqa: F401  (computes its default trusted types now)
+        finally:
+            sklearn.utils.all_estimators = real
+    return importlib.import_module("skops.io")
+
+
+def _cepage_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
+    """What ``sklearn.utils.all_estimators`` returns, for TRUSTED_ESTIMATORS only."""
+    found = []
+    for dotted in TRUSTED_ESTIMATORS:
+        module, _, name = dotted.rpartition(".")
+        found.append((name, getattr(importlib.import_module(module), name)))
+    return found
 
 
 def load_bundle(tag: str) -> ModelBundle:

@@ -47,12 +47,27 @@ LABEL_MODEL_DIGEST: Final = "model_sha256"
 # BentoML model's metadata: the service batches the models for which batching pays.
 METADATA_BATCH_PROFILE: Final = "batch_profile"
 
-# The only types a model file may hold beyond those skops trusts by default (scikit-learn's own
-# estimators, NumPy, the builtins). Fixed here, never read from the artifact: whoever can write
-# to the registry must not choose what gets loaded. Widen it when a new model option needs it.
+# The only types a model file may hold beyond those skops trusts by default (NumPy, the builtins
+# and, narrowed by the loader, TRUSTED_ESTIMATORS below). Fixed here, never read from the
+# artifact: whoever can write to the registry must not choose what gets loaded. Widen it when a
+# new model option needs it.
 # The forest's trees, and the NumPy dtype the one-hot encoder of mixed-data models keeps (its
 # `dtype=np.float64` parameter: a type object, no code).
 TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree", "numpy.dtype")
+# The scikit-learn estimators cepage's pipelines are built from (train/pipeline.py), which the
+# service trusts in place of skops' default, every estimator scikit-learn has (bento/loader.py).
+# tests/unit/test_loader_trust.py fails when a pipeline holds one that is not listed here.
+TRUSTED_ESTIMATORS: Final = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.impute._base.MissingIndicator",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+)
 
 
 def challenger_store_name(model_name: str = MODEL_NAME) -> str:
