@@ -34,7 +34,13 @@ from bento.problems import (
     unknown_prediction,
     unscorable,
 )
-from bento.production_log import FeedbackRow, PredictionRow, ProductionLog, caller_identity
+from bento.production_log import (
+    FeedbackRow,
+    PredictionRow,
+    ProductionLog,
+    caller_identity,
+    keep_arrow_unloaded,
+)
 from bento.reload import StoreWatcher
 from bento.schemas import (
     Explanation,
@@ -117,6 +123,8 @@ class Classifier:
             logger.info(
                 "Keeping predictions and feedback in %s (sample %s)", log.location, log.sample
             )
+        else:
+            keep_arrow_unloaded()  # before the model imports scikit-learn, and so pandas
         self.caller = caller_identity(self.settings.api_key)
         self._scoring: ThreadPoolExecutor | None = None  # the batched models' thread
         self._install(load_bundle(latest_tag(self.settings.model_name)))

@@ -19,7 +19,7 @@ import yaml
 
 from bento.batching import BatchProfile, pays
 from contracts.names import METADATA_BATCH_PROFILE, MODEL_NAME
-from tests.support.mixed_data import CALLS, CHARGES, PAPERLESS, PLAN, PLANS, REGION, REGIONS, TENURE
+from tests.support.mixed_data import api_record
 from tests.support.procs import bentoml_serve
 
 pytestmark = pytest.mark.integration
@@ -53,17 +53,6 @@ def test_packaging_measures_the_forest_worth_batching_and_the_linear_model_not(
     assert not pays(linear), linear
 
 
-def record(i: int) -> dict[str, Any]:
-    return {
-        CHARGES: 20.0 + 3 * i,
-        CALLS: i % 7,
-        PAPERLESS: i % 2 == 0,
-        PLAN: PLANS[i % len(PLANS)],
-        REGION: None if i % 5 == 0 else REGIONS[i % len(REGIONS)],
-        TENURE: float(1 + i % 60),
-    }
-
-
 def predict(url: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     response = requests.post(f"{url}/predict", json={"records": records}, timeout=30)
     assert response.status_code == 200, response.text
@@ -74,7 +63,7 @@ def predict(url: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_concurrent_requests_to_a_forest_share_model_calls_and_keep_their_answers(
     forest_url: str,
 ) -> None:
-    records = [record(i) for i in range(64)]
+    records = [api_record(i) for i in range(64)]
     start_calls, start_rows = batch_rows(forest_url)  # the server is shared with other tests
     alone = [predict(forest_url, [r])[0] for r in records]  # one at a time: batches of 1
     calls_before, rows_before = batch_rows(forest_url)
@@ -101,7 +90,7 @@ def test_a_full_batching_queue_answers_503_with_retry_after_at_once(forest_home:
     with bentoml_serve(forest_home, extra_env={"CEPAGE_MAX_RECORDS": "1"}) as url:
 
         def post(i: int) -> requests.Response:
-            return requests.post(f"{url}/predict", json={"records": [record(i)]}, timeout=30)
+            return requests.post(f"{url}/predict", json={"records": [api_record(i)]}, timeout=30)
 
         with ThreadPoolExecutor(48) as pool:
             answers = list(pool.map(post, range(48 * 4)))

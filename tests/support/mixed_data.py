@@ -72,3 +72,33 @@ def write_customers(path: Path, rows: int = 400, seed: int = 7) -> Path:
     """Write :func:`customers` as CSV (blanks as empty cells) and return ``path``."""
     customers(rows, seed).to_csv(path, index=False)
     return path
+
+
+def api_record(i: int) -> dict[str, object]:
+    """The ``i``-th of a varied run of records as a client sends them to ``/predict``."""
+    return {
+        CHARGES: 20.0 + 3 * i,
+        CALLS: i % 7,
+        PAPERLESS: i % 2 == 0,
+        PLAN: PLANS[i % len(PLANS)],
+        REGION: None if i % 5 == 0 else REGIONS[i % len(REGIONS)],
+        TENURE: float(1 + i % 60),
+    }
+
+
+def linear_probabilities(data: Path, records: list[dict[str, object]]) -> list[dict[str, float]]:
+    """Each record's probabilities from a linear model trained on ``data`` (the customers CSV) as
+    `cepage train` trains it and scored as the service scores it."""
+    from bento.predictor import ModelBundle, ModelInfo, Predictor, strip_feature_names
+    from train.data import load_dataset
+    from train.pipeline import build_pipeline
+    from train.schema import build_feature_schema
+
+    dataset = load_dataset(data, TARGET)
+    schema = build_feature_schema(dataset)
+    fitted = build_pipeline("linear", {}, 42, schema["features"]).fit(
+        dataset.features, dataset.target
+    )
+    info = ModelInfo(name="m", version="1", bento_model="m:1", run_id="r", created_at="t")
+    predictor = Predictor(ModelBundle(strip_feature_names(fitted), schema, info))
+    return [row.probabilities for row in predictor.predict(records)]

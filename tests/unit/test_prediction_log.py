@@ -4,7 +4,10 @@ sampling, and write failures counted, never raised."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -29,6 +32,8 @@ from bento.production_log import (
 from bento.settings import ProductionLogSettings, production_log_settings
 from contracts import production_log as names
 from contracts.production_log import LogLocation, parse_location, part_name, partition_dir
+from tests.support.mixed_data import api_record, customers, linear_probabilities
+from tests.support.procs import ROOT
 
 FEATURES = ("alcohol", "rooms", "paperless billing", "plan type", "email")
 KINDS = ("number", "integer", "boolean", "category", "category")
@@ -447,3 +452,39 @@ def test_the_caller_of_a_feedback_is_a_fingerprint_of_the_key() -> None:
     assert "horse" not in who
     assert who == caller_identity("correct horse battery staple")
     assert who != caller_identity("another key")
+
+
+# A fresh interpreter, as a worker whose log is off: pyarrow hidden before anything imports pandas,
+# then a mixed-data model (categories, blanks) trained and scored as the service does.
+WITHOUT_ARROW = """
+import json, sys
+from pathlib import Path
+from bento.production_log import keep_arrow_unloaded
+hidden = keep_arrow_unloaded()
+from tests.support.mixed_data import linear_probabilities
+rows = linear_probabilities(Path(sys.argv[1]), json.loads(sys.argv[2]))
+print(json.dumps({"hidden": hidden, "arrow": sys.modules.get("pyarrow") is not None,
+                  "probabilities": rows}))
+"""
+
+
+def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: Path) -> None:
+    data = tmp_path / "customers.csv"
+    customers().to_csv(data, index=False)
+    records = [api_record(i) for i in range(20)]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_ARROW, str(data), json.dumps(records)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["hidden"] and not answer["arrow"]
+    # The same model trained and scored here, where pandas has pyarrow.
+    expected = linear_probabilities(data, records)
+    assert len(answer["probabilities"]) == len(expected) == len(records)
+    for got, want in zip(answer["probabilities"], expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-9)
