@@ -46,6 +46,9 @@ def measure(duration_s: float, max_calls: int) -> dict[str, Any]:
     import psutil
 
     from bento.loader import latest_tag, load_bundle
+    from bento.production_log import keep_arrow_unloaded
+
+    keep_arrow_unloaded()  # as a worker of the default service (no prediction log) loads it
     from bento.predictor import Predictor
     from bento.settings import model_name
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
 from contracts.model_card import METADATA_KEY as CARD_METADATA_KEY
+from contracts.model_trust import trusting_skops
 from contracts.names import (
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
@@ -21,7 +19,6 @@ from contracts.names import (
     LABELLED_METRICS,
     METADATA_BATCH_PROFILE,
     MLFLOW_MODEL_DIR,
-    TRUSTED_ESTIMATORS,
     TRUSTED_MODEL_TYPES,
 )
 
@@ -52,7 +49,7 @@ def load_estimator(
 
     What ``mlflow.sklearn.load_model`` does for the skops format, without importing MLflow (1.3 s
     of every cold start), and safer: the types trusted are the fixed allow-list
-    (``contracts.names.TRUSTED_MODEL_TYPES``, and the estimators of :func:`skops_io_module`),
+    (``contracts.names.TRUSTED_MODEL_TYPES``, and the estimators of ``contracts/model_trust.py``),
     never the list the artifact declares, and the file must have the digest recorded when it was
     promoted (``expected_sha256``).
     """
@@ -64,7 +61,7 @@ def load_estimator(
         raise ModelLoadError(
             f"it is saved as {fmt!r}; the service loads skops models (what `cepage train` logs)"
         )
-    skops_io = skops_io_module()
+    skops_io = trusting_skops()
     path = model_dir / flavor["pickled_model"]
     if expected_sha256 is not None:
         found = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -85,37 +82,6 @@ def load_estimator(
         raise ModelLoadError(
             f"its file holds types the service does not load: {untrusted}"
         ) from None
-
-
-def skops_io_module() -> ModuleType:
-    """``skops.io``, with the estimators it trusts by default narrowed to TRUSTED_ESTIMATORS.
-
-    Besides the types a load passes, skops trusts every estimator scikit-learn has: it lists them
-    with ``sklearn.utils.all_estimators()`` once, when ``skops.io`` is first imported, and that
-    walk imports every scikit-learn module (~200 ms of a worker's start and ~12 MiB of its
-    memory; pytest too where it is installed). A served model is one of cepage's pipelines, so
-    the list of its estimators is both cheaper and stricter. Where skops was imported before
-    (by MLflow in a CLI process), its default stands: the allow-list still applies on top.
-    """
-    if "skops.io._trusted_types" not in sys.modules:
-        import sklearn.utils
-
-        real = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = _cepage_estimators
-        try:
-            import skops.io  # noqa: F401  (computes its default trusted types now)
-        finally:
-            sklearn.utils.all_estimators = real
-    return importlib.import_module("skops.io")
-
-
-def _cepage_estimators(type_filter: Any = None) -> list[tuple[str, type]]:
-    """What ``sklearn.utils.all_estimators`` returns, for TRUSTED_ESTIMATORS only."""
-    found = []
-    for dotted in TRUSTED_ESTIMATORS:
-        module, _, name = dotted.rpartition(".")
-        found.append((name, getattr(importlib.import_module(module), name)))
-    return found
 
 
 def load_bundle(tag: str) -> ModelBundle:

@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from contracts.model_trust import trusting_skops
 from contracts.names import TRUSTED_MODEL_TYPES
 from train.tracking import StoreError
 
@@ -51,16 +52,16 @@ def digest(path: Path) -> str:
 
 
 def load_estimator(path: Path) -> Any:
-    """The estimator in a skops file, refused when it holds a type outside the allow-list."""
-    import skops.io
-
-    untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES)
+    """The estimator in a skops file, refused when it holds a type outside the allow-list (the
+    service's rule: contracts/model_trust.py)."""
+    skops_io = trusting_skops()
+    untrusted = set(skops_io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES)
     if untrusted:
         raise StoreError(
             f"The model file {path.name} holds types cepage does not load: "
             f"{', '.join(sorted(untrusted))}."
         )
-    return skops.io.load(path, trusted=list(TRUSTED_MODEL_TYPES))
+    return skops_io.load(path, trusted=list(TRUSTED_MODEL_TYPES))
 
 
 def download(model_uri: str) -> Path:

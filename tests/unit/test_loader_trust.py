@@ -1,4 +1,4 @@
-"""What the service trusts a model file to hold (bento/loader.py skops_io_module): the estimators
+"""What every reader trusts a model file to hold (contracts/model_trust.py): the estimators
 cepage's pipelines are built from, not every estimator scikit-learn has."""
 
 from __future__ import annotations
@@ -99,3 +99,25 @@ def test_an_estimator_outside_the_list_is_refused_and_sklearn_is_not_walked(
     assert "sklearn.svm._classes.SVC" in done.stdout
     # scikit-learn's estimator walk (which imports its test helpers, pytest included) never ran.
     assert "pytest imported: False" in done.stdout
+
+
+def test_the_gate_refuses_what_the_service_would_not_load(tmp_path: Path) -> None:
+    # train/artifacts.py reads the file for the gate, `promote --force` and packaging: the same
+    # rule as the service, even where skops was imported before (by MLflow, in `cepage retrain`).
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from train.artifacts import load_estimator
+    from train.tracking import StoreError
+
+    dataset = load_dataset(None, None)
+    path = tmp_path / "model.skops"
+    skops.io.dump(
+        make_pipeline(StandardScaler(), SVC()).fit(dataset.features, dataset.target), path
+    )
+    with pytest.raises(StoreError, match=r"does not load: sklearn\.svm\._classes\.SVC"):
+        load_estimator(path)
+    ours = build_pipeline("linear", {}, 42, build_feature_schema(dataset)["features"])
+    skops.io.dump(ours.fit(dataset.features, dataset.target), path)
+    assert load_estimator(path).predict(dataset.features[:1]).shape == (1,)

@@ -488,3 +488,18 @@ def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: 
     assert len(answer["probabilities"]) == len(expected) == len(records)
     for got, want in zip(answer["probabilities"], expected, strict=True):
         assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_importing_the_service_leaves_pandas_out_so_arrow_can_be_hidden() -> None:
+    # keep_arrow_unloaded() works only before pandas is imported: a module-level import of
+    # pandas or scikit-learn in bento/ would quietly bring Arrow back into every worker.
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, bento.service; print('pandas' in sys.modules)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
