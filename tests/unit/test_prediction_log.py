@@ -468,12 +468,10 @@ print(json.dumps({"hidden": hidden, "arrow": sys.modules.get("pyarrow") is not N
 """
 
 
-def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: Path) -> None:
-    data = tmp_path / "customers.csv"
-    customers().to_csv(data, index=False)
-    records = [api_record(i) for i in range(20)]
+def in_fresh_interpreter(script: str, *args: str) -> str:
+    """The last line ``script`` prints, run by a new Python from the repository root."""
     done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_ARROW, str(data), json.dumps(records)],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -481,7 +479,14 @@ def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: 
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: Path) -> None:
+    data = tmp_path / "customers.csv"
+    customers().to_csv(data, index=False)
+    records = [api_record(i) for i in range(20)]
+    answer = json.loads(in_fresh_interpreter(WITHOUT_ARROW, str(data), json.dumps(records)))
     assert answer["hidden"] and not answer["arrow"]
     # The same model trained and scored here, where pandas has pyarrow.
     expected = linear_probabilities(data, records)
@@ -493,13 +498,5 @@ def test_a_worker_without_a_log_never_loads_arrow_and_scores_the_same(tmp_path: 
 def test_importing_the_service_leaves_pandas_out_so_arrow_can_be_hidden() -> None:
     # keep_arrow_unloaded() works only before pandas is imported: a module-level import of
     # pandas or scikit-learn in bento/ would quietly bring Arrow back into every worker.
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys, bento.service; print('pandas' in sys.modules)"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    script = "import sys, bento.service; print('pandas' in sys.modules)"
+    assert in_fresh_interpreter(script) == "False"
