@@ -67,7 +67,7 @@ format: $(STAMP) ## Apply ruff formatting and safe fixes
 	@$(BIN)/ruff format .
 
 typecheck: $(STAMP) ## mypy on all Python
-	@$(BIN)/mypy train bento ui cli stack contracts tests bench scripts monitoring
+	@$(BIN)/mypy train bento ui cli stack contracts modelfile tests bench scripts monitoring
 
 bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serve vs FastAPI; writes docs/performance.md
 	@$(BIN)/python -m bench.serving --write docs/performance.md

@@ -10,7 +10,6 @@ from typing import Any
 
 from bento.predictor import ModelBundle, ModelInfo, strip_feature_names
 from contracts.model_card import METADATA_KEY as CARD_METADATA_KEY
-from contracts.model_trust import trusting_skops
 from contracts.names import (
     LABEL_MLFLOW_MODEL,
     LABEL_MLFLOW_RUN_ID,
@@ -21,6 +20,7 @@ from contracts.names import (
     MLFLOW_MODEL_DIR,
     TRUSTED_MODEL_TYPES,
 )
+from modelfile.trust import trusting_skops
 
 logger = logging.getLogger("cepage.service")
 
@@ -49,7 +49,7 @@ def load_estimator(
 
     What ``mlflow.sklearn.load_model`` does for the skops format, without importing MLflow (1.3 s
     of every cold start), and safer: the types trusted are the fixed allow-list
-    (``contracts.names.TRUSTED_MODEL_TYPES``, and the estimators of ``contracts/model_trust.py``),
+    (``contracts.names.TRUSTED_MODEL_TYPES``, and the estimators of ``modelfile/trust.py``),
     never the list the artifact declares, and the file must have the digest recorded when it was
     promoted (``expected_sha256``).
     """

@@ -48,7 +48,7 @@ LABEL_MODEL_DIGEST: Final = "model_sha256"
 METADATA_BATCH_PROFILE: Final = "batch_profile"
 
 # The only types a model file may hold beyond those skops trusts by default (NumPy, the builtins
-# and, narrowed by contracts/model_trust.py, TRUSTED_ESTIMATORS below). Fixed here, never read
+# and, narrowed by modelfile/trust.py, TRUSTED_ESTIMATORS below). Fixed here, never read
 # from the artifact: whoever can write to the registry must not choose what gets loaded. Widen it
 # when a new model option needs it.
 # The forest's trees, and the NumPy dtype the one-hot encoder of mixed-data models keeps (its
@@ -56,7 +56,7 @@ METADATA_BATCH_PROFILE: Final = "batch_profile"
 TRUSTED_MODEL_TYPES: Final = ("sklearn.tree._tree.Tree", "numpy.dtype")
 # The scikit-learn estimators cepage's pipelines are built from (train/pipeline.py), which every
 # reader of a model file trusts in place of skops' default, every estimator scikit-learn has
-# (contracts/model_trust.py: the gate, packaging and the service).
+# (modelfile/trust.py: the gate, packaging and the service).
 # tests/unit/test_loader_trust.py fails when a pipeline holds one that is not listed here.
 TRUSTED_ESTIMATORS: Final = (
     "sklearn.pipeline.Pipeline",

@@ -12,8 +12,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from contracts.model_trust import trusting_skops
 from contracts.names import TRUSTED_MODEL_TYPES
+from modelfile.trust import trusting_skops
 from train.tracking import StoreError
 
 
@@ -53,7 +53,7 @@ def digest(path: Path) -> str:
 
 def load_estimator(path: Path) -> Any:
     """The estimator in a skops file, refused when it holds a type outside the allow-list (the
-    service's rule: contracts/model_trust.py)."""
+    service's rule: modelfile/trust.py)."""
     skops_io = trusting_skops()
     untrusted = set(skops_io.get_untrusted_types(file=path)) - set(TRUSTED_MODEL_TYPES)
     if untrusted:

@@ -25,7 +25,7 @@ from tests.support.procs import ROOT
 pytestmark = pytest.mark.integration
 
 SETTINGS_MODULES = ("bento/settings.py", "train/settings.py", "ui/settings.py")
-DEPLOYABLES = ("bento", "train", "cli", "stack", "ui", "contracts")
+DEPLOYABLES = ("bento", "train", "modelfile", "cli", "stack", "ui", "contracts")
 READERS = frozenset({"text", "integer", "number", "port", "secret", "optional_text"})
 HOME = "docs/cli.md"
 DOCS = ("README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))))

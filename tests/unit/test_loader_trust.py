@@ -1,4 +1,4 @@
-"""What every reader trusts a model file to hold (contracts/model_trust.py): the estimators
+"""What every reader trusts a model file to hold (modelfile/trust.py): the estimators
 cepage's pipelines are built from, not every estimator scikit-learn has."""
 
 from __future__ import annotations
