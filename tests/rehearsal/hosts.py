@@ -369,7 +369,9 @@ def wait_booted(docker: Docker, container: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        # Before systemd's bus is up this prints nothing (and fails): ask again.
+        # Before systemd's bus is up this prints nothing, or "offline" ("Failed to connect to
+        # bus": systemd has not opened its socket yet, which a slow first boot showed), and
+        # fails: ask again until the deadline. Any other state is final.
         done = docker.run(
             "exec", container, "systemctl", "is-system-running", "--wait", check=False,
             timeout=timeout,
@@ -377,7 +379,7 @@ def wait_booted(docker: Docker, container: str, timeout: float = 180) -> None:
         state = done.stdout.strip()
         if state in ("running", "degraded"):
             return
-        if state not in ("", "initializing", "starting"):
+        if state not in ("", "offline", "initializing", "starting"):
             break
         time.sleep(1)
     failed = docker.run("exec", container, "systemctl", "--failed", "--no-legend", check=False)
