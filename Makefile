@@ -12,7 +12,7 @@ LOCK    := requirements/dev.lock
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/pytest
 
-.PHONY: help setup deps up test test-unit test-integration test-ui test-monitoring test-docker test-infra lint format typecheck bench bench-up lock clean distclean
+.PHONY: help setup deps up test test-unit test-integration test-ui test-monitoring test-docker test-infra lint format typecheck bench bench-up bench-cold-start lock clean distclean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,9 @@ bench: $(STAMP) ## Benchmark: in-process vs cepage service vs mlflow models serv
 
 bench-up: $(STAMP) ## Time `make up` on a fresh clone (set-up included) and warm; writes docs/performance.md
 	@$(BIN)/python -m bench.up --write docs/performance.md
+
+bench-cold-start: $(STAMP) ## Where each server's cold start goes (arbiter, worker, imports, model load); writes docs/performance.md
+	@$(BIN)/python -m bench.cold_start --write docs/performance.md
 
 .PHONY: screenshots
 screenshots: $(STAMP) ## Retake the docs' pictures (docs/img/) from the real stack in a temporary home, with Chromium (~2 min)

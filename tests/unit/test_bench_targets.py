@@ -120,3 +120,25 @@ def test_the_retrain_target_needs_both_the_time_and_no_failed_request() -> None:
     assert reload_lines(reload_result(0.9, 1))[0].endswith("MISSED")
     assert reload_lines(None, "no new model")[0].endswith("FAILED (no new model)")
     assert reload_lines(None) == []
+
+
+def test_the_cold_start_profile_finds_bentomls_worker_by_the_module_bentoml_runs() -> None:
+    # bench/cold_start.py splits a start at the worker's process start, found by its command:
+    # a BentoML that runs its workers from another module would leave that column empty.
+    from _bentoml_impl.server import serving
+
+    from bench.cold_start import WORKER_MODULE
+
+    assert serving._SERVICE_WORKER_SCRIPT == WORKER_MODULE
+
+
+def test_the_cold_start_split_is_the_median_of_each_part() -> None:
+    from bench.cold_start import ServerProfile, Start, render
+
+    served = ServerProfile("cepage", "cepage", [Start(3.0, 1.0), Start(4.0, 1.5), Start(9.0, 1.2)])
+    single = ServerProfile("fastapi", "fastapi", [Start(2.0), Start(2.5), Start(2.2)])
+    block = render([served, single], {"import bentoml": 0.5}, rounds=3)
+    # Worker started at 1.2 s (median), worker's part 2.5 s (median of 2.0, 2.5, 7.8), total 4.0.
+    assert "| cepage | 1.20 | 2.50 | 4.00 |" in block
+    assert "| fastapi | — | — | 2.20 |" in block
+    assert "| import bentoml | 0.50 |" in block
