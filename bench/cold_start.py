@@ -1,8 +1,8 @@
 """Where a server's cold start goes: process start -> first prediction, split into its parts.
 
-``python -m bench.cold_start`` (``make bench-cold-start``) starts each server several times on the
-home of ``make bench`` (or a fresh one, trained by the real CLI) and splits each start into what
-can be seen from outside the processes:
+``python -m bench.cold_start`` (``make bench-cold-start``) starts each server several times, on a
+home given with ``--home`` (``make bench``'s, kept with ``--keep-home``) or a fresh one trained by
+the real CLI, and splits each start into what can be seen from outside the processes:
 
 - ``bentoml serve`` (cepage, and the plain BentoML service of bench/plain_bento.py): the
   **arbiter's part**, from the command to the moment it starts its worker (an interpreter that
@@ -12,9 +12,12 @@ can be seen from outside the processes:
 - uvicorn + the minimal FastAPI app, and the floor (``bench.floor``): one process each.
 
 Beside them, each in a fresh interpreter on the same machine: the interpreter alone, the import
-of each service module, and the model's load and first predict once the service is imported. The
-figures are medians of ``--rounds`` starts; the servers' starts alternate, so a noisy moment
-weighs on each alike. It is a profile, not a pass/fail check (docs/performance.md, cold start).
+of each service module, and the model's load and first predict once the service is imported
+(then once more with scikit-learn imported first: what of the load is that import). The figures
+are medians of ``--rounds`` starts; the servers' starts alternate, so a noisy moment weighs on
+each alike. Process start times are read to the clock tick (bench/clock.py), not from psutil's
+epoch times, which are early by up to a second. It is a profile, not a pass/fail check
+(docs/performance.md, cold start).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import clock
 from bench.cpu import wait_for_quiet
 from bench.floor import median_record
 from bench.report import describe_machine, write_between_markers
@@ -46,6 +50,11 @@ SERVER_KEYS = ("cepage", "bentoml-plain", "fastapi")
 POLL_S = 0.02
 START_TIMEOUT_S = 120.0
 QUIET_WAIT_S = 30.0
+LOAD = "model load + first predict, service imported"
+# scikit-learn's own import, which imports SciPy's stats (sklearn.utils.fixes).
+LIBRARIES = "import scipy.stats, sklearn.base"
+LOAD_AFTER_LIBRARIES = f"the same, after `{LIBRARIES}`"
+FLOOR = "floor: interpreter start → first prediction"
 
 # What each fresh interpreter is timed doing (its own clock, from the first line of the script).
 PROBES: dict[str, str] = {
@@ -54,16 +63,21 @@ PROBES: dict[str, str] = {
     "import bench.plain_bento": "import bench.plain_bento",
     "import bench.fastapi_app": "import bench.fastapi_app",
 }
+# The model's load, timed after the service's import (and ``first``'s: str.format, so the
+# script's own braces are doubled).
 LOAD_SCRIPT = """
 import time, json
 import bento.service
+from bento.production_log import keep_arrow_unloaded
+keep_arrow_unloaded()  # as a worker of the default service (no prediction log) loads it
+{first}
 from bento.loader import latest_tag, load_bundle
 from bento.predictor import Predictor
 from bento.settings import model_name
 began = time.perf_counter()
 bundle = load_bundle(latest_tag(model_name()))
 predictor = Predictor(bundle)
-predictor.predict([{f["name"]: float(f["median"]) for f in bundle.schema["features"]}])
+predictor.predict([{{f["name"]: float(f["median"]) for f in bundle.schema["features"]}}])
 print(json.dumps(time.perf_counter() - began))
 """
 
@@ -112,9 +126,10 @@ def probe_seconds(statement: str, env: dict[str, str]) -> float:
     return float(_python(script, env))
 
 
-def load_seconds(env: dict[str, str]) -> float:
-    """Seconds to load the model and score one record, the service's modules already imported."""
-    return float(json.loads(_python(LOAD_SCRIPT, env)))
+def load_seconds(env: dict[str, str], first: str = "") -> float:
+    """Seconds to load the model and score one record, the service's modules (and ``first``)
+    already imported."""
+    return float(json.loads(_python(LOAD_SCRIPT.format(first=first), env)))
 
 
 def _python(script: str, env: dict[str, str]) -> str:
@@ -127,9 +142,10 @@ def _python(script: str, env: dict[str, str]) -> str:
         timeout=START_TIMEOUT_S,
         check=False,
     )
-    if done.returncode != 0:
-        raise ColdStartError(f"probe failed:\n{done.stderr[-2000:]}")
-    return done.stdout.strip().splitlines()[-1]
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise ColdStartError(f"probe failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return lines[-1]
 
 
 def floor_seconds(env: dict[str, str]) -> float:
@@ -140,14 +156,14 @@ def floor_seconds(env: dict[str, str]) -> float:
 
 
 def worker_started(pid: int) -> float | None:
-    """The start time (epoch) of the BentoML worker under ``pid``, once there is one."""
+    """When the BentoML worker under ``pid`` started (bench/clock.py's clock), once there is one."""
     import psutil
 
     for proc in process_tree(pid):
         try:
             if WORKER_MODULE in proc.cmdline():
-                return float(proc.create_time())
-        except psutil.Error:  # gone, or not ours to read: not the worker
+                return clock.started(proc.pid)
+        except (psutil.Error, ProcessLookupError):  # gone, or not ours to read: not the worker
             continue
     return None
 
@@ -158,18 +174,23 @@ def start_once(spec: ServerSpec, home: Path, record: dict[str, float], log: Path
     url = f"http://127.0.0.1:{port}{spec.path}"
     body = spec.body(record)
     env = stack_env(home, **spec.env)
-    began_epoch, began = time.time(), time.monotonic()
-    proc = start(spec.argv(port), env=env, log=log)
+    argv = spec.argv(port)
+    # Only `bentoml serve` has a worker to find: walking the process tree costs CPU.
+    has_worker = Path(argv[0]).name == "bentoml"
+    began = clock.now()
+    proc = start(argv, env=env, log=log)
     worker: float | None = None
     try:
-        while time.monotonic() - began < START_TIMEOUT_S:
+        while clock.now() - began < START_TIMEOUT_S:
             if proc.poll() is not None:
                 raise ColdStartError(f"{spec.key} exited ({proc.returncode}); log: {log}")
-            if worker is None:
+            if has_worker and worker is None:
                 worker = worker_started(proc.pid)
             if predict_once(url, body):
-                total = time.monotonic() - began
-                return Start(total, None if worker is None else worker - began_epoch)
+                total = clock.now() - began
+                if has_worker and worker is None:  # answered between two looks
+                    worker = worker_started(proc.pid)
+                return Start(total, None if worker is None else worker - began)
             time.sleep(POLL_S)
         raise ColdStartError(
             f"{spec.key}: no prediction within {START_TIMEOUT_S:.0f} s; log: {log}"
@@ -185,8 +206,9 @@ def profile(home: Path, rounds: int) -> tuple[list[ServerProfile], dict[str, flo
     servers = [ServerProfile(key, SERVERS[key].title) for key in SERVER_KEYS]
     references: dict[str, list[float]] = {"interpreter alone (python -c pass)": []}
     references.update({label: [] for label in PROBES})
-    references["model load + first predict, service imported"] = []
-    references["floor: interpreter start -> first prediction"] = []
+    references[LOAD] = []
+    references[LOAD_AFTER_LIBRARIES] = []
+    references[FLOOR] = []
     for round_ in range(rounds):
         for server in servers:
             wait_for_quiet(QUIET_WAIT_S)
@@ -197,8 +219,9 @@ def profile(home: Path, rounds: int) -> tuple[list[ServerProfile], dict[str, flo
         references["interpreter alone (python -c pass)"].append(interpreter_seconds(env))
         for label, statement in PROBES.items():
             references[label].append(probe_seconds(statement, env))
-        references["model load + first predict, service imported"].append(load_seconds(env))
-        references["floor: interpreter start -> first prediction"].append(floor_seconds(env))
+        references[LOAD].append(load_seconds(env))
+        references[LOAD_AFTER_LIBRARIES].append(load_seconds(env, LIBRARIES))
+        references[FLOOR].append(floor_seconds(env))
     return servers, {k: statistics.median(v) for k, v in references.items()}
 
 
@@ -222,7 +245,8 @@ def render(servers: Sequence[ServerProfile], references: dict[str, float], round
     lines = [
         "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()),
         "",
-        f"Median of {rounds} starts per server, alternating; seconds.",
+        f"Median of {rounds} starts per server, alternating; seconds. Each column is its own "
+        "median, so the two parts need not add up to the total exactly.",
         "",
         "| server | command → worker process (arbiter) | worker process → first prediction | "
         "command → first prediction |",
@@ -238,6 +262,13 @@ def render(servers: Sequence[ServerProfile], references: dict[str, float], round
     return "\n".join(lines)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -246,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="A cepage home with a packaged model (default: a fresh one, trained by the real "
         "CLI, removed after).",
     )
-    parser.add_argument("--rounds", type=int, default=5, help="Starts per server (default 5).")
+    parser.add_argument(
+        "--rounds", type=_positive, default=5, help="Starts per server (default 5)."
+    )
     parser.add_argument("--write", type=Path, help="Write the block between its markers there.")
     args = parser.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="cepage-cold-"))
