@@ -339,10 +339,12 @@ def shares_a_network(services: dict[str, Any], one: str, other: str) -> bool:
 
 def upstreams_of_the_proxy() -> set[str]:
     """The compose services the Caddyfile and the site files it imports proxy to
-    (`reverse_proxy NAME:PORT`)."""
+    (`reverse_proxy NAME:PORT`, or `dynamic a NAME PORT` for replicas Caddy looks up itself)."""
     files = [COMPOSE / "caddy" / "Caddyfile", *(COMPOSE / "caddy" / "sites").glob("*.caddy")]
     text = "\n".join(path.read_text() for path in files)
-    return set(re.findall(r"^\s*reverse_proxy\s+([a-z-]+):\d+", text, flags=re.MULTILINE))
+    fixed = re.findall(r"^\s*reverse_proxy\s+([a-z-]+):\d+", text, flags=re.MULTILINE)
+    looked_up = re.findall(r"^\s*dynamic\s+a\s+([a-z-]+)\s+\d+", text, flags=re.MULTILINE)
+    return {*fixed, *looked_up}
 
 
 def scraped_by_prometheus() -> set[str]:
