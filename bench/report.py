@@ -31,6 +31,8 @@ TARGET_BATCHED_P99_1_RATIO = 1.0  # forest batched ÷ unbatched p99 at 1 client,
 # The production log (issue 14): log on vs off, 1 worker each, at 32 clients.
 LOG_OFF, LOG_ON = "cepage", "cepage-log"
 SHADOW_ON = "cepage-shadow"  # the shadow challenger on, compared with LOG_OFF like LOG_ON
+PROXY_2 = "cepage-proxy-2"  # 2 replicas behind the prod reverse proxy (bench/proxied.py)
+PROXY_1 = "cepage-proxy-1"  # the same proxy in front of 1 replica
 EXPLAIN_ON = "cepage-explain"  # every request asks for explanations, compared the same way
 LOG_CLIENTS = 32
 TARGET_LOG_THROUGHPUT = 0.90  # on ÷ off, at least
@@ -82,6 +84,7 @@ class ServerResult:
     rounds: list[LoadResult] = field(default_factory=list)  # every cell run, in order
     note: str = ""
     log_rows: LogRows | None = None
+    replica_requests: list[int] = field(default_factory=list)  # behind the proxy, per replica
 
     def cell(self, clients: int) -> LoadResult | None:
         return next((c for c in self.cells if c.clients == clients), None)
@@ -233,6 +236,7 @@ def ratio_lines(floor: FloorResult | None, servers: Sequence[ServerResult]) -> l
                 ratio >= TARGET_WORKERS_RATIO,
             )
         )
+    lines += proxy_lines(by_key, c32)
     if c1 and floor:
         overhead = c1.p50_ms - floor.p50_ms
         lines.append(
@@ -292,6 +296,41 @@ def ratio_lines(floor: FloorResult | None, servers: Sequence[ServerResult]) -> l
             "of the framework; no target)"
         )
     return lines + batching_lines(at)
+
+
+def proxy_lines(by_key: dict[str, ServerResult], direct32: LoadResult | None) -> list[str]:
+    """Target 1 through the prod reverse proxy: 2 replicas behind it against 1 worker reached
+    directly, how the requests were spread, and what the proxy costs in front of 1 replica."""
+    lines = []
+    behind = by_key.get(PROXY_2)
+    b32 = behind.cell(32) if behind else None
+    if behind and b32 and direct32 and direct32.ok_per_s > 0:
+        ratio = b32.ok_per_s / direct32.ok_per_s
+        lines.append(
+            _verdict(
+                f"cepage behind the prod proxy, 2 replicas ÷ 1 worker direct, req/s at 32 "
+                f"clients: **{ratio:.2f}x**",
+                f"target ≥ {TARGET_WORKERS_RATIO:g}x",
+                ratio >= TARGET_WORKERS_RATIO,
+            )
+        )
+    if behind and sum(behind.replica_requests) > 0:
+        total = sum(behind.replica_requests)
+        shares = " / ".join(f"{100 * n / total:.0f} %" for n in behind.replica_requests)
+        lines.append(f"- requests per replica behind the proxy (the whole run): {shares}")
+    one = by_key.get(PROXY_1)
+    o32 = one.cell(32) if one else None
+    if o32 and direct32 and direct32.ok_per_s > 0:
+        lines.append(
+            f"- the proxy's own cost: 1 replica behind it ÷ 1 worker direct, req/s at 32 "
+            f"clients: **{o32.ok_per_s / direct32.ok_per_s:.2f}x** (no target)"
+        )
+    if b32 and o32 and o32.ok_per_s > 0:
+        lines.append(
+            f"- behind the proxy, 2 replicas ÷ 1 replica, req/s at 32 clients: "
+            f"**{b32.ok_per_s / o32.ok_per_s:.2f}x** (no target)"
+        )
+    return lines
 
 
 def batching_lines(at: Callable[[str, int], LoadResult | None]) -> list[str]:

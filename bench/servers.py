@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.report import PROXY_1, PROXY_2
 from contracts import production_log as log_names
 from contracts.names import champion_uri
 from stack.home import BIN
@@ -40,10 +41,12 @@ class ServerSpec:
     note: str = ""
     prediction_log: bool = False  # True: CEPAGE_PREDICTION_LOG set to a fresh directory
     forest: bool = False  # True: serves the forest champion of the run's second home
+    replicas: int = 0  # > 0: that many 1-worker replicas behind the prod proxy (bench.proxied)
 
 
 LOG_SETTING = "CEPAGE_PREDICTION_LOG"
 LOG_METRIC = "cepage_prediction_log_rows_total"  # as bench.report.LOG_METRIC
+SERVED_METRIC = "bentoml_service_request_total"  # BentoML's, one series per endpoint and code
 
 
 def cepage_body(record: Record) -> str:
@@ -69,6 +72,23 @@ def _bentoml_serve(target: str) -> Callable[[int], list[str]]:
 
 _bentoml = _bentoml_serve("bento.service:Classifier")
 _plain_bentoml = _bentoml_serve("bench.plain_bento:Plain")
+
+
+def _proxied(replicas: int) -> Callable[[int], list[str]]:
+    """``replicas`` 1-worker replicas behind the prod reverse proxy on port (bench/proxied.py)."""
+
+    def argv(port: int) -> list[str]:
+        return [str(BIN / "python"), "-m", "bench.proxied",
+                "--port", str(port), "--replicas", str(replicas)]  # fmt: skip
+
+    return argv
+
+
+PROXY_NOTE = (
+    "compose/caddy/sites/app-on.caddy's API site run by the proxy's Caddy (tests/tools/caddy.sh), "
+    "the replicas given by address instead of Docker's DNS, the rate limit and drain flag left "
+    "out (bench/proxied.py)"
+)
 
 
 def _mlflow(port: int) -> list[str]:
@@ -152,6 +172,24 @@ SERVERS: dict[str, ServerSpec] = {
             {"CEPAGE_WORKERS": "2"},
         ),
         ServerSpec(
+            PROXY_2,
+            "cepage behind the prod proxy, 2 replicas of 1 worker",
+            "/predict",
+            cepage_body,
+            _proxied(2),
+            note=PROXY_NOTE,
+            replicas=2,
+        ),
+        ServerSpec(
+            PROXY_1,
+            "cepage behind the prod proxy, 1 replica of 1 worker",
+            "/predict",
+            cepage_body,
+            _proxied(1),
+            note="the same proxy in front of one replica: what the proxy itself costs",
+            replicas=1,
+        ),
+        ServerSpec(
             "mlflow",
             "mlflow models serve (default: 1 worker)",
             "/invocations",
@@ -231,6 +269,8 @@ DEFAULT_SERVERS = (
     "cepage-shadow",
     "cepage-explain",
     "cepage-2w",
+    PROXY_2,
+    PROXY_1,
     "cepage-traced",
     "cepage-access-log",
     "cepage-forest",
@@ -287,6 +327,34 @@ def log_rows_from_metrics(text: str, dataset: str = log_names.PREDICTIONS) -> di
             outcome = labels["outcome"]
             rows[outcome] = rows.get(outcome, 0) + round(float(match["value"]))
     return rows
+
+
+def private_bentoml_home(shared: Path, key: str) -> Path:
+    """A BENTOML_HOME for one of several servers up at once: the shared home's stores linked,
+    its own ``prometheus_multiproc_dir`` and ``tmp``. BentoML keeps its metrics files in
+    ``$BENTOML_HOME/prometheus_multiproc_dir`` and empties it when a server starts: with one
+    home, the second server would wipe the first one's counters (and /metrics would mix both)."""
+    own = shared.parent / f"{shared.name}-{key}"
+    own.mkdir(exist_ok=True)
+    for entry in shared.iterdir():
+        link = own / entry.name
+        if entry.name not in ("prometheus_multiproc_dir", "tmp") and not link.exists():
+            link.symlink_to(entry)
+    (own / "tmp").mkdir(exist_ok=True)
+    return own
+
+
+def served_requests(text: str, path: str = "/predict") -> int:
+    """Requests answered 200 on ``path``, from BentoML's counter in a Prometheus text page."""
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match or match["name"] != SERVED_METRIC:
+            continue
+        labels = dict(_LABEL.findall(match["labels"] or ""))
+        if labels.get("endpoint") == path and labels.get("http_response_code") == "200":
+            total += float(match["value"])
+    return round(total)
 
 
 def read_metrics(url: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.cpu import QUIET_SHARE, background_share, snapshot, wait_for_quiet
 from bench.errors import BenchError
 from bench.load import WRK_INSTALL_HINT, LoadError, find_wrk, run_wrk, write_script, wrk_version
+from bench.proxied import caddy_binary, ports_file
 from bench.reload import ReloadResult, measure_reload, reload_lines
 from bench.reload import Target as ReloadTarget
 from bench.report import (
@@ -56,7 +57,9 @@ from bench.servers import (
     log_rows_from_metrics,
     parquet_rows,
     predict_once,
+    private_bentoml_home,
     read_metrics,
+    served_requests,
     with_log_setting,
 )
 from contracts.names import MODEL_NAME
@@ -264,6 +267,8 @@ def bench_servers(
                 run.result.uss_bytes = tree_uss_bytes(run.proc.pid)
                 if run.spec.prediction_log:
                     run.metrics = read_metrics(f"http://127.0.0.1:{run.port}/metrics")
+                if run.spec.replicas:
+                    run.result.replica_requests = replica_requests(home, run.port)
             except FAILURES as exc:
                 run.fail(exc)
     finally:
@@ -316,19 +321,10 @@ def start_server(
     return run
 
 
-def private_bentoml_home(shared: Path, key: str) -> Path:
-    """A BENTOML_HOME for one of several servers up at once: the shared home's stores linked,
-    its own ``prometheus_multiproc_dir`` and ``tmp``. BentoML keeps its metrics files in
-    ``$BENTOML_HOME/prometheus_multiproc_dir`` and empties it when a server starts: with one
-    home, the second server would wipe the first one's counters (and /metrics would mix both)."""
-    own = shared.parent / f"{shared.name}-{key}"
-    own.mkdir(exist_ok=True)
-    for entry in shared.iterdir():
-        link = own / entry.name
-        if entry.name not in ("prometheus_multiproc_dir", "tmp") and not link.exists():
-            link.symlink_to(entry)
-    (own / "tmp").mkdir(exist_ok=True)
-    return own
+def replica_requests(home: Path, port: int) -> list[int]:
+    """Requests each replica behind the proxy on ``port`` answered (warm-up included)."""
+    ports = json.loads(ports_file(home, port).read_text())
+    return [served_requests(read_metrics(f"http://127.0.0.1:{p}/metrics")) for p in ports]
 
 
 def load_cell(
@@ -468,6 +464,16 @@ def bench_reload(
         sup.stop(run.proc)
 
 
+def ensure_caddy() -> None:
+    """Build the proxy's Caddy now if it is not built yet (minutes of Go on a fresh machine), so
+    the proxied rows' cold start is not a build; without it those rows fail and say why."""
+    say("the proxy's Caddy for the proxied rows (tests/tools/caddy.sh: built once, then reused)")
+    try:
+        caddy_binary()
+    except BenchError as exc:
+        say(f"{exc}\nthe proxied rows will fail")
+
+
 def ensure_forest(home: Path) -> None:
     """A home whose champion is `--model forest` on the same data, for the batching rows."""
     if has_model(home):
@@ -493,6 +499,8 @@ def run(config: RunConfig, wrk: str) -> str:
                 ensure_challenger(home)
             if any(SERVERS[key].forest for key in config.servers):
                 ensure_forest(home / FOREST_HOME)
+            if any(SERVERS[key].replicas for key in config.servers):
+                ensure_caddy()
             say(f"in-process predict for {config.duration_s:g} s")
             settle(config.settle_s)
             floor, record = run_floor(home, config.duration_s)

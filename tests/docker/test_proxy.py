@@ -10,6 +10,7 @@ gets through the proxy's own checks ends in 502, one the proxy stops gets its ow
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import requests
 from cryptography import x509
 
+from bench.proxied import SITE_FILE, bench_caddyfile
 from stack.processes import free_port, running
 from tests.support.procs import ROOT, built_by
 
@@ -332,3 +334,23 @@ def test_a_drain_flag_fails_the_health_check_and_nothing_else(proxy: Proxy, tmp_
         flag.unlink()
         assert get(base, "api.localhost", "/healthz").status_code == 502
 
+
+def test_the_benchs_proxy_is_the_api_site_with_its_replicas_by_address(
+    caddy: Path, tmp_path: Path
+) -> None:
+    """bench/proxied.py's Caddyfile (make bench's proxied rows): this Caddy loads it, and it
+    balances over the replicas it is given with the prod file's policy."""
+    config = tmp_path / "Caddyfile"
+    upstreams = ["127.0.0.1:4001", "127.0.0.1:4002"]
+    config.write_text(bench_caddyfile(SITE_FILE.read_text(), free_port(), upstreams))
+    done = subprocess.run(
+        [str(caddy), "adapt", "--config", str(config), "--adapter", "caddyfile"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    proxies = re.findall(r'\{"handler":"reverse_proxy".*?"upstreams":\[(.*?)\]', text)
+    assert proxies, text
+    assert re.findall(r'"dial":"([^"]+)"', proxies[0]) == upstreams
+    assert '"selection_policy":{"policy":"least_conn"}' in text
