@@ -8,7 +8,7 @@ file has it, but for two things:
 
 - the replicas are given by address (``to 127.0.0.1:PORT ...``): compose's proxy looks them up in
   Docker's DNS (``dynamic a service 3000``), which a machine without Docker does not have. The
-  balancing (``lb_policy``, retries, passive health) is the file's, line for line;
+  balancing (``lb_policy``, passive health) is the file's, line for line;
 - the snippets the main Caddyfile defines (``import ...``: HTTPS redirect, drain flag, per-client
   rate limit) are left out: the bench is one client address, which the rate limit would stop.
 
@@ -36,7 +36,10 @@ from stack.processes import ROOT, Supervisor, free_port, wait_until
 
 SITE_FILE = ROOT / "compose" / "caddy" / "sites" / "app-on.caddy"
 CADDY_BUILDER = ROOT / "tests" / "tools" / "caddy.sh"
-READY_TIMEOUT_S = 180.0
+# Every replica within this, together: less than the bench's wait for a first prediction
+# (bench.serving.START_TIMEOUT_S, 180 s), so that a replica that never gets ready is reported
+# here, with its log, before the bench gives up on the row.
+READY_TIMEOUT_S = 150.0
 _API_SITE = re.compile(r"^\{\$CEPAGE_SITE_SCHEME\}api\.\S+ \{$")
 _DYNAMIC = re.compile(r"^(\s*)dynamic a \S+ \d+( \{)?$")
 # Loopback only, never through a proxy a user may have configured.
@@ -108,10 +111,21 @@ def ready(port: int) -> bool:
         return False
 
 
-def came_up(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Wait until the replica ``proc`` on ``port`` is ready (False: it exited or never was)."""
-    wait_until(lambda: proc.poll() is not None or ready(port), timeout=READY_TIMEOUT_S)
-    return proc.poll() is None and ready(port)
+def all_ready(procs: Sequence[subprocess.Popen[bytes]], ports: Sequence[int]) -> int | None:
+    """Wait until every replica is ready; the index of one that exited or never got ready."""
+    pairs = list(zip(procs, ports, strict=True))
+    wait_until(
+        lambda: any(p.poll() is not None for p in procs) or all(ready(at) for _, at in pairs),
+        timeout=READY_TIMEOUT_S,
+    )
+    return next(
+        (i for i, (p, at) in enumerate(pairs) if p.poll() is not None or not ready(at)), None
+    )
+
+
+def tail(log: Path, chars: int = 2000) -> str:
+    """The end of a log, for the bench's own log of this row."""
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
 
 
 def serve(port: int, replicas: int, work: Path) -> int:
@@ -119,7 +133,12 @@ def serve(port: int, replicas: int, work: Path) -> int:
     caddy = caddy_binary()
     home = Path(os.environ["CEPAGE_HOME"])
     shared = Path(os.environ["BENTOML_HOME"])
-    ports = [free_port() for _ in range(replicas)]
+    ports: list[int] = []
+    while len(ports) < replicas:  # distinct, and never the proxy's own port
+        candidate = free_port()
+        if candidate != port and candidate not in ports:
+            ports.append(candidate)
+    logs = [work / f"replica{index}-{port}.log" for index in range(replicas)]
     with Supervisor() as sup:
         procs = []
         for index, replica_port in enumerate(ports):
@@ -131,22 +150,27 @@ def serve(port: int, replicas: int, work: Path) -> int:
             }
             argv = [str(BIN / "bentoml"), "serve", "bento.service:Classifier",
                     "--host", "127.0.0.1", "--port", str(replica_port)]  # fmt: skip
-            procs.append(sup.start(argv, env=env, log=work / f"replica{index}-{port}.log"))
-        for replica_port, proc in zip(ports, procs, strict=True):
-            if not came_up(proc, replica_port):
-                print(f"the replica on port {replica_port} did not get ready", file=sys.stderr)
-                return 1
+            procs.append(sup.start(argv, env=env, log=logs[index]))
+        failed = all_ready(procs, ports)
+        if failed is not None:
+            why = f"replica {failed} (port {ports[failed]}) not ready in {READY_TIMEOUT_S:g} s"
+            print(f"{why}; its log:\n{tail(logs[failed])}", file=sys.stderr)
+            return 1
         config = work / f"Caddyfile-{port}"
         upstreams = [f"127.0.0.1:{p}" for p in ports]
         config.write_text(bench_caddyfile(SITE_FILE.read_text(), port, upstreams))
         caddy_env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "XDG_DATA_HOME": str(work)}
         argv = [str(caddy), "run", "--config", str(config), "--adapter", "caddyfile"]
-        procs.append(sup.start(argv, env=caddy_env, log=work / f"caddy-{port}.log"))
+        caddy_log = work / f"caddy-{port}.log"
+        procs.append(sup.start(argv, env=caddy_env, log=caddy_log))
         ports_file(home, port).write_text(json.dumps(ports))
         wait_until(
             lambda: any(p.poll() is not None for p in procs), timeout=24 * 3600.0, interval=0.5
         )
-        return next((p.returncode or 1 for p in procs if p.poll() is not None), 0)
+        stopped = next(i for i, p in enumerate(procs) if p.poll() is not None)
+        log = caddy_log if stopped == len(procs) - 1 else logs[stopped]
+        print(f"{log.name} stopped ({procs[stopped].returncode}):\n{tail(log)}", file=sys.stderr)
+        return procs[stopped].returncode or 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.replicas < 1:
         parser.error("--replicas must be at least 1")
+    if not {"CEPAGE_HOME", "BENTOML_HOME"} <= os.environ.keys():
+        parser.error(
+            "run by make bench (bench/serving.py), which sets CEPAGE_HOME and BENTOML_HOME"
+        )
     work = Path(os.environ["CEPAGE_HOME"]) / "proxied"
     work.mkdir(parents=True, exist_ok=True)
     try:
