@@ -13,7 +13,13 @@ import pytest
 import requests
 
 from tests.integration.test_doc_commands import find_block, run_block
-from tests.support.procs import BIN, ROOT, free_port, require, stack_env
+from tests.support.procs import (
+    BIN,
+    ROOT,
+    ports_below_the_ephemeral_range,
+    require,
+    stack_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +97,8 @@ def check_install_walkthrough(home: Path, ports: dict[str, int]) -> None:
 
 def test_up_serves_the_three_urls_and_stops_cleanly(tmp_path: Path) -> None:
     names = ("mlflow", "api", "ui", "prometheus", "alertmanager", "node_exporter")
-    ports = {name: free_port() for name in names}
+    # Chosen before a model is trained: ports no outgoing connection can take meanwhile.
+    ports = dict(zip(names, ports_below_the_ephemeral_range(len(names)), strict=True))
     proc, lines = start_stack(tmp_path, ports)
     output = "".join(lines)
     try:

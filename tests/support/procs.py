@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ __all__ = [
     "cepage",
     "free_port",
     "in_ci",
+    "ports_below_the_ephemeral_range",
     "private_bentoml_home",
     "require",
     "require_binary",
@@ -33,6 +35,36 @@ __all__ = [
     "stack_env",
     "tool_or_built",
 ]
+
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_CHOSEN_PORT = 20000  # above the ports servers default to (3000, 5000, 8501, 9090, ...)
+
+
+def ports_below_the_ephemeral_range(count: int) -> list[int]:
+    """``count`` distinct free ports below the kernel's ephemeral range, for servers that bind
+    long after their ports are chosen. free_port() returns an ephemeral port, which any outgoing
+    connection made meanwhile may take (found in CI: `cepage up` trains a model first, its MLflow
+    client connects and connects, and Prometheus failed 14 s later with "address already in
+    use"). Below the range, only a server that binds it explicitly can."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    span = max(low - LOWEST_CHOSEN_PORT, 1)
+    start = LOWEST_CHOSEN_PORT + (os.getpid() * 7919) % span  # apart from other test processes
+    chosen: list[int] = []
+    for offset in range(span):
+        port = LOWEST_CHOSEN_PORT + (start - LOWEST_CHOSEN_PORT + offset) % span
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"fewer than {count} free ports in {LOWEST_CHOSEN_PORT}-{low - 1}")
 
 
 def in_ci() -> bool:
