@@ -25,14 +25,14 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.servers import private_bentoml_home
+from bench.servers import log_tail, private_bentoml_home
 from stack.home import BIN
-from stack.processes import ROOT, Supervisor, free_port, wait_until
+from stack.processes import ROOT, NotReadyError, Supervisor, free_port, wait_ready, wait_until
 
 SITE_FILE = ROOT / "compose" / "caddy" / "sites" / "app-on.caddy"
 CADDY_BUILDER = ROOT / "tests" / "tools" / "caddy.sh"
@@ -42,8 +42,6 @@ CADDY_BUILDER = ROOT / "tests" / "tools" / "caddy.sh"
 READY_TIMEOUT_S = 150.0
 _API_SITE = re.compile(r"^\{\$CEPAGE_SITE_SCHEME\}api\.\S+ \{$")
 _DYNAMIC = re.compile(r"^(\s*)dynamic a \S+ \d+( \{)?$")
-# Loopback only, never through a proxy a user may have configured.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def ports_file(home: Path, port: int) -> Path:
@@ -102,32 +100,6 @@ def caddy_binary() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def ready(port: int) -> bool:
-    """True when the replica on ``port`` answers its readiness probe."""
-    try:
-        with _OPENER.open(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return int(response.status) == 200
-    except OSError:
-        return False
-
-
-def all_ready(procs: Sequence[subprocess.Popen[bytes]], ports: Sequence[int]) -> int | None:
-    """Wait until every replica is ready; the index of one that exited or never got ready."""
-    pairs = list(zip(procs, ports, strict=True))
-    wait_until(
-        lambda: any(p.poll() is not None for p in procs) or all(ready(at) for _, at in pairs),
-        timeout=READY_TIMEOUT_S,
-    )
-    return next(
-        (i for i, (p, at) in enumerate(pairs) if p.poll() is not None or not ready(at)), None
-    )
-
-
-def tail(log: Path, chars: int = 2000) -> str:
-    """The end of a log, for the bench's own log of this row."""
-    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
-
-
 def serve(port: int, replicas: int, work: Path) -> int:
     """Start the replicas and the proxy; return when one of them exits (its exit code)."""
     caddy = caddy_binary()
@@ -151,11 +123,15 @@ def serve(port: int, replicas: int, work: Path) -> int:
             argv = [str(BIN / "bentoml"), "serve", "bento.service:Classifier",
                     "--host", "127.0.0.1", "--port", str(replica_port)]  # fmt: skip
             procs.append(sup.start(argv, env=env, log=logs[index]))
-        failed = all_ready(procs, ports)
-        if failed is not None:
-            why = f"replica {failed} (port {ports[failed]}) not ready in {READY_TIMEOUT_S:g} s"
-            print(f"{why}; its log:\n{tail(logs[failed])}", file=sys.stderr)
-            return 1
+        deadline = time.monotonic() + READY_TIMEOUT_S  # one wait for all of them
+        for index, (proc, replica_port) in enumerate(zip(procs, ports, strict=True)):
+            url = f"http://127.0.0.1:{replica_port}/readyz"
+            left = max(deadline - time.monotonic(), 0.1)
+            try:
+                wait_ready(url, proc, timeout=left, log=logs[index])
+            except NotReadyError as exc:
+                print(f"replica {index}: {exc}", file=sys.stderr)
+                return 1
         config = work / f"Caddyfile-{port}"
         upstreams = [f"127.0.0.1:{p}" for p in ports]
         config.write_text(bench_caddyfile(SITE_FILE.read_text(), port, upstreams))
@@ -169,8 +145,9 @@ def serve(port: int, replicas: int, work: Path) -> int:
         )
         stopped = next(i for i, p in enumerate(procs) if p.poll() is not None)
         log = caddy_log if stopped == len(procs) - 1 else logs[stopped]
-        print(f"{log.name} stopped ({procs[stopped].returncode}):\n{tail(log)}", file=sys.stderr)
-        return procs[stopped].returncode or 1
+        code = procs[stopped].returncode
+        print(f"{log.name} stopped ({code}):\n{log_tail(log)}", file=sys.stderr)
+        return code or 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import re
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,17 +315,21 @@ _SAMPLE = re.compile(
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
+def samples(text: str, name: str) -> Iterator[tuple[dict[str, str], float]]:
+    """(labels, value) of each sample of the metric ``name`` in a Prometheus text page."""
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match and match["name"] == name:
+            yield dict(_LABEL.findall(match["labels"] or "")), float(match["value"])
+
+
 def log_rows_from_metrics(text: str, dataset: str = log_names.PREDICTIONS) -> dict[str, int]:
     """Rows of ``dataset`` by outcome (written, dropped, ...) from a Prometheus text page."""
     rows: dict[str, int] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or match["name"] != LOG_METRIC:
-            continue
-        labels = dict(_LABEL.findall(match["labels"] or ""))
+    for labels, value in samples(text, LOG_METRIC):
         if labels.get("log") == dataset and "outcome" in labels:
             outcome = labels["outcome"]
-            rows[outcome] = rows.get(outcome, 0) + round(float(match["value"]))
+            rows[outcome] = rows.get(outcome, 0) + round(value)
     return rows
 
 
@@ -346,15 +350,21 @@ def private_bentoml_home(shared: Path, key: str) -> Path:
 
 def served_requests(text: str, path: str = "/predict") -> int:
     """Requests answered 200 on ``path``, from BentoML's counter in a Prometheus text page."""
-    total = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match or match["name"] != SERVED_METRIC:
-            continue
-        labels = dict(_LABEL.findall(match["labels"] or ""))
-        if labels.get("endpoint") == path and labels.get("http_response_code") == "200":
-            total += float(match["value"])
-    return round(total)
+    return round(
+        sum(
+            value
+            for labels, value in samples(text, SERVED_METRIC)
+            if labels.get("endpoint") == path and labels.get("http_response_code") == "200"
+        )
+    )
+
+
+def log_tail(log: Path, chars: int = 3000) -> str:
+    """The end of a server's log, for a failure's message."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
 
 
 def read_metrics(url: str) -> str:

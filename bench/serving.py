@@ -55,6 +55,7 @@ from bench.servers import (
     home_of,
     log_directory,
     log_rows_from_metrics,
+    log_tail,
     parquet_rows,
     predict_once,
     private_bentoml_home,
@@ -311,7 +312,7 @@ def start_server(
         )
         if proc.poll() is not None or not answered:
             why = f"exited ({proc.returncode})" if proc.poll() is not None else "no answer"
-            say(f"{spec.key}: log {log}:\n{_tail(log)}")
+            say(f"{spec.key}: log {log}:\n{log_tail(log)}")
             raise BenchError(f"{why} before a first prediction (log: {log.name})")
         run.result.cold_start_s = time.monotonic() - started
         say(f"{spec.key}: first prediction after {run.result.cold_start_s:.1f} s")
@@ -392,13 +393,6 @@ def settle(max_wait_s: float) -> None:
     busy = wait_for_quiet(max_wait_s)
     if busy >= QUIET_SHARE:
         say(f"the machine is still {busy:.0%} busy after {max_wait_s:g} s; measuring anyway")
-
-
-def _tail(log: Path, chars: int = 3000) -> str:
-    try:
-        return log.read_text(errors="replace")[-chars:]
-    except OSError:
-        return "(no log)"
 
 
 def ensure_challenger(home: Path) -> None:
