@@ -133,6 +133,10 @@ def prepare(rehearsal: Rehearsal, base: Path, tag: str, admin_cidrs: Sequence[st
         CEPAGE_INVENTORY_JSON=str(terraform),
         ANSIBLE_PLAYBOOK=tool("ansible-playbook"),
         ANSIBLE_VAULT_PASSWORD=VAULT_PASSWORD,
+        # Each task's start time and duration in runs.log, and the slowest tasks at the end of
+        # each run: where a deploy's minutes go, for CI's time budget.
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+        PROFILE_TASKS_TASK_OUTPUT_LIMIT="25",
         IMAGE_TAG=tag,
     )
     return Deployer(rehearsal=rehearsal, directory=target, env=env)
