@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,6 +170,29 @@ def test_compose_files_are_the_repositorys(deployed: Deployed) -> None:
     for name in ("docker-compose.yml", "docker-compose.prod.yml", "caddy/Caddyfile", *optional):
         on_host = deployed.host.read(f"/opt/cepage/compose/{name}")
         assert sha256(on_host) == sha256((ROOT / "compose" / name).read_text()), name
+
+
+def test_a_compose_file_changed_on_the_host_is_put_back_and_only_it(deployed: Deployed) -> None:
+    """The role copies a compose file only when the host's copy differs (one `find` looks at all
+    of them first): an edited file and one whose mode changed are put back; the others, equal to
+    the repository's, are not copied again."""
+    host = deployed.host
+    edited, loosened = "caddy/sites/app-off.caddy", "docker-compose.metrics.yml"
+    host.sh(f"echo '# edited on the host' >> /opt/cepage/compose/{edited}")
+    host.sh(f"chmod 0666 /opt/cepage/compose/{loosened}")
+    run = deployed.deploy("deploy", "--tags", "stack")
+    run.assert_ok()
+    copied = sorted(
+        re.sub(r".*\(item=(.*)\)$", r"\1", line.strip())
+        for line in run.changed_tasks()
+        if "compose files, as they are" in line
+    )
+    assert copied == sorted([edited, loosened]), run.changed_tasks()
+    assert host.read(f"/opt/cepage/compose/{edited}") == (ROOT / "compose" / edited).read_text()
+    assert host.sh(f"stat -c '%a %U' /opt/cepage/compose/{loosened}").stdout.split() == [
+        "644",
+        "root",
+    ]
 
 
 def env_file(text: str) -> dict[str, str]:
