@@ -90,13 +90,22 @@ class Deployer:
             env["IMAGE_DIGESTS"] = str(digests)
         if action != "deploy":
             env.pop("IMAGE_TAG", None)
-        done = subprocess.run(
-            argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )  # fmt: skip
-        run = Run(done.returncode, done.stdout + done.stderr)
-        (self.directory / "runs.log").open("a").write(f"$ {' '.join(argv)}\n{run.output}\n")
-        return run
+        # Written to runs.log as it runs, so that a deploy stopped by a timeout (pytest's or
+        # this one) still leaves what it was doing, task by task.
+        log = self.directory / "runs.log"
+        with log.open("ab") as out:
+            out.write(f"$ {' '.join(argv)}\n".encode())
+            out.flush()
+            start = out.tell()
+            done = subprocess.run(
+                argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+            out.write(b"\n")
+        with log.open("rb") as written:
+            written.seek(start)
+            output = written.read().decode(errors="replace")
+        return Run(done.returncode, output)
 
 
 def prepare(rehearsal: Rehearsal, base: Path, tag: str, admin_cidrs: Sequence[str]) -> Deployer:

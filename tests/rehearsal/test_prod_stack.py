@@ -43,7 +43,9 @@ from tests.rehearsal.conftest import FIGURES, UPSTREAM_REPORT, started
 from tests.rehearsal.load import Load, Report
 from tests.support.procs import ROOT, require_binary
 
-pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+# The module fixture's first deploy takes ~10-14 min on 2 cores (818 s of setup in a CI run):
+# pytest's default 900 s per test would stop it on a slower day.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 V1, V2, BROKEN = "rehearsal-v1", "rehearsal-v2", "rehearsal-broken"
 CONTROL = "cepage-prod-control"
