@@ -182,7 +182,7 @@ def item_results(run: Run, task: str) -> dict[str, str]:
     for block in run.output.split("\nTASK [")[1:]:
         header, _, body = block.partition("\n")
         if header.split("]")[0].endswith(task):
-            for match in re.finditer(r"^(\w+): \[[^]]+\] => \(item=(.+)\)$", body, re.M):
+            for match in re.finditer(r"^(\w+): \[[^]]+\] => \(item=(.+?)\)\s*$", body, re.M):
                 results[match.group(2)] = match.group(1)
     return results
 
