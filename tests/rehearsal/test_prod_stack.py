@@ -14,7 +14,7 @@ for prod: a tag and the digests of its images (scripts/images.sh digests). Then:
 * a killed service host: the balancer stops sending to it, and the requests that fail are only
   those before it notices (check 5).
 
-Time: ~24 min on 2 cores (the first deploy ~7 min, each deploy after it 2-5 min: the output
+Time: ~30 min on 2 cores (the first deploy ~10 min, each deploy after it 3-6 min: the output
 of `make test` lists the slowest tests). Figures (requests and failures of each deploy, each
 host's time out of the balancer) are printed in the run's summary.
 """
