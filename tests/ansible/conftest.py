@@ -82,6 +82,17 @@ class Run:
         for host, counts in recap.items():
             assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
 
+    def item_results(self, task: str) -> dict[str, str]:
+        """Each loop item of ``task`` (the end of its name) -> its status (changed, ok,
+        skipping); the default callback ends each item's line with a space."""
+        results: dict[str, str] = {}
+        for block in self.output.split("\nTASK [")[1:]:
+            header, _, body = block.partition("\n")
+            if header.split("]")[0].endswith(task):
+                for match in re.finditer(r"^(\w+): \[[^]]+\] => \(item=(.+?)\)\s*$", body, re.M):
+                    results[match.group(2)] = match.group(1)
+        return results
+
     def changed_tasks(self) -> list[str]:
         """The tasks that reported a change (for idempotence failures)."""
         names: list[str] = []

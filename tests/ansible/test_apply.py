@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ def test_second_run_changes_nothing(deployed: Deployed) -> None:
     recap = deployed.second.recap()
     assert recap["cepage-dev-service-1"]["changed"] == 0, "\n".join(deployed.second.changed_tasks())
     # Nothing to copy either: every compose file is skipped after one look at the host's.
-    copies = item_results(deployed.second, "The repository's compose files, as they are")
+    copies = deployed.second.item_results("The repository's compose files, as they are")
     assert copies and set(copies.values()) == {"skipping"}, copies
 
 
@@ -175,18 +174,6 @@ def test_compose_files_are_the_repositorys(deployed: Deployed) -> None:
         assert sha256(on_host) == sha256((ROOT / "compose" / name).read_text()), name
 
 
-def item_results(run: Run, task: str) -> dict[str, str]:
-    """Each loop item of ``task`` (the end of its name) in ``run``'s output -> its status
-    (changed, ok, skipping)."""
-    results: dict[str, str] = {}
-    for block in run.output.split("\nTASK [")[1:]:
-        header, _, body = block.partition("\n")
-        if header.split("]")[0].endswith(task):
-            for match in re.finditer(r"^(\w+): \[[^]]+\] => \(item=(.+?)\)\s*$", body, re.M):
-                results[match.group(2)] = match.group(1)
-    return results
-
-
 def test_a_compose_file_changed_on_the_host_is_put_back_and_only_it(deployed: Deployed) -> None:
     """The role copies a compose file only when the host's copy differs (one `find` looks at all
     of them first): an edited file and one whose mode changed are put back; the others, equal to
@@ -197,7 +184,7 @@ def test_a_compose_file_changed_on_the_host_is_put_back_and_only_it(deployed: De
     host.sh(f"chmod 0666 /opt/cepage/compose/{loosened}")
     run = deployed.deploy("deploy", "--tags", "stack")
     run.assert_ok()
-    results = item_results(run, "The repository's compose files, as they are")
+    results = run.item_results("The repository's compose files, as they are")
     assert len(results) > 10, run.output[-3000:]
     assert {item for item, status in results.items() if status != "skipping"} == {
         edited,
