@@ -35,10 +35,11 @@ deps: ## Install what every test layer drives: Debian packages (sudo if not root
 up: $(STAMP) ## Run the local stack: MLflow UI :5000, API :3000, UI :8501 (trains on first run)
 	@$(BIN)/cepage up
 
-test: $(STAMP) ## The whole suite (~55 min on 2 cores, ~30 of them the rehearsal); layers whose tools are missing skip and are listed at the end: make deps
+test: $(STAMP) ## The whole suite (~60 min on 2 cores: the rehearsal runs beside the other layers); layers whose tools are missing skip and are listed at the end: make deps
 	@$(MAKE) --no-print-directory lint typecheck
-	@# The slowest tests at the end: where CI's time goes.
-	@$(PYTEST) tests --durations=30
+	@# Two pytest processes: tests/rehearsal (mostly waiting on disk and hosts) beside the
+	@# rest (mostly CPU); each prints its slowest tests at its end: where CI's time goes.
+	@$(BIN)/python -m tests.tools.suite $(PYTEST)
 
 test-unit: $(STAMP) ## Unit tests only (seconds)
 	@$(PYTEST) tests/unit

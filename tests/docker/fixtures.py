@@ -7,6 +7,7 @@ imported into) two conftests is made twice per session, so every image was built
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from tests.docker.conftest import BUILD_TIMEOUT, Docker, Images
 from tests.support.docker_engine import private_engine
 from tests.support.procs import BIN, ROOT, stack_env
+from tests.tools import docker_engine
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +26,8 @@ def docker() -> Iterator[Docker]:
     with private_engine() as (engine, env):
         yield Docker(env=env)
         if engine.started_here:
-            # Our own cache only, never a developer's engine. Build stages are dangling images
-            # that serve as the layer cache: drop only those unused for three days.
-            Docker(env=env).run(
-                "image", "prune", "-f", "--filter", "until=72h", check=False, timeout=300
-            )
+            # Our own cache only, never a developer's engine.
+            docker_engine.prune_stale_images(env)
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +51,24 @@ def bento_tag(trained_home: Path) -> str:
 
 @pytest.fixture(scope="session")
 def images(docker: Docker, trained_home: Path, bento_tag: str) -> Images:
-    """Every image, built for real: service (containerize + slim stage), UI, MLflow, retrain."""
+    """Every image, built for real: service (containerize + slim stage), UI, MLflow, retrain.
+
+    Tagged ``CEPAGE_TEST_IMAGE_TAG`` ("test"): `make test` runs the rehearsal in a pytest process
+    of its own beside the other layers (tests/tools/suite.py), and its own tag keeps either from
+    replacing an image the other is using.
+    """
+    tag = os.environ.get("CEPAGE_TEST_IMAGE_TAG", "test")
     images = Images(
-        service="cepage-service:test",
-        ui="cepage-ui:test",
-        mlflow="cepage-mlflow:test",
-        retrain="cepage-retrain:test",
+        service=f"cepage-service:{tag}",
+        ui=f"cepage-ui:{tag}",
+        mlflow=f"cepage-mlflow:{tag}",
+        retrain=f"cepage-retrain:{tag}",
     )
+    bento_image = f"cepage-service:bento-{tag}"
     env = {**stack_env(trained_home), **docker.env}
-    with docker.replacing("cepage-service:bento-test"):
+    with docker.replacing(bento_image):
         done = subprocess.run(
-            [str(BIN / "bentoml"), "containerize", bento_tag, "-t", "cepage-service:bento-test"],
+            [str(BIN / "bentoml"), "containerize", bento_tag, "-t", bento_image],
             env=env,
             cwd=ROOT,
             capture_output=True,
@@ -77,7 +83,7 @@ def images(docker: Docker, trained_home: Path, bento_tag: str) -> Images:
         images.service,
         "compose/service/Dockerfile",
         ROOT / "compose" / "service",
-        BENTO_IMAGE="cepage-service:bento-test",
+        BENTO_IMAGE=bento_image,
     )
     docker.build(images.ui, "compose/ui/Dockerfile", ROOT)
     docker.build(images.mlflow, "compose/mlflow/Dockerfile", ROOT)

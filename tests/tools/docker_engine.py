@@ -161,6 +161,19 @@ def stop_pid(pid: int, timeout: float = 30) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def prune_stale_images(env: dict[str, str]) -> None:
+    """Drop the private engine's dangling images unused for three days.
+
+    Each run's new model makes new service layers, and the build stages are dangling images that
+    serve as the layer cache: the recent ones are kept. For the private engine only (the caller
+    started it), never a developer's.
+    """
+    subprocess.run(
+        ["docker", "image", "prune", "-f", "--filter", "until=72h"],
+        env=env, capture_output=True, check=False, timeout=300,
+    )  # fmt: skip  # nosec B603 B607: fixed arguments
+
+
 def stop(cache: Path = CACHE) -> None:
     """Stop the engine started on ``cache`` (by the pid in its pidfile)."""
     _, _, _, pidfile = _paths(cache)
