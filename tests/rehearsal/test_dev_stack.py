@@ -37,7 +37,10 @@ from tests.rehearsal import deploy, hosts, s3, web
 from tests.rehearsal import images as pushing
 from tests.rehearsal.conftest import UPSTREAM_REPORT, started
 
-pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
+# The module fixture builds the project's images when the rehearsal runs in a process of its own
+# (`make test`, `make rehearse`), then pushes them and deploys twice: 922 s on 2 cores in one run,
+# over pytest's default 900 s per test.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TAG = "rehearsal-v1"
 HOST = "cepage-dev-service-1"
