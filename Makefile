@@ -35,7 +35,7 @@ deps: ## Install what every test layer drives: Debian packages (sudo if not root
 up: $(STAMP) ## Run the local stack: MLflow UI :5000, API :3000, UI :8501 (trains on first run)
 	@$(BIN)/cepage up
 
-test: $(STAMP) ## The whole suite (~60 min on 2 cores: the rehearsal runs beside the other layers); layers whose tools are missing skip and are listed at the end: make deps
+test: $(STAMP) ## The whole suite (~75 min on 2 cores: the rehearsal runs beside the other layers); layers whose tools are missing skip and are listed at the end: make deps
 	@$(MAKE) --no-print-directory lint typecheck
 	@# Two pytest processes: tests/rehearsal (mostly waiting on disk and hosts) beside the
 	@# rest (mostly CPU); each prints its slowest tests at its end: where CI's time goes.
@@ -157,7 +157,7 @@ test-ansible: $(STAMP) ## Ansible: ansible-lint (production), syntax checks, a r
 	@$(PYTEST) tests/ansible
 
 .PHONY: rehearse
-rehearse: $(STAMP) ## The deployed topology on this machine: hosts with systemd and their own Docker, a registry, a load balancer; deploys under load, rollback, restore, a killed host (~25 min warm)
+rehearse: $(STAMP) ## The deployed topology on this machine: hosts with systemd and their own Docker, a registry, a load balancer; deploys under load, rollback, restore, a killed host (~45 min warm, the images built by it)
 	@$(PYTEST) tests/rehearsal
 
 # --- Reliability: load, soak (bench/, tests/reliability/) ---
