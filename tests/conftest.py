@@ -15,8 +15,10 @@ from tests.support.mixed_data import CUSTOMERS_CSV
 from tests.support.mixed_data import TARGET as MIXED_TARGET
 from tests.support.procs import bentoml_serve, cepage, stack_env
 
-# The Docker engine and the project's images: one instance per run for the Docker tests and the
-# rehearsal alike (fixtures defined in two conftests would be made, and the images built, twice).
+# The Docker engine and the project's images: one instance per pytest process for the Docker tests
+# and the rehearsal alike (fixtures defined in two conftests would be made, and the images built,
+# twice). `make test` runs the rehearsal in a process of its own (tests/tools/suite.py): it builds
+# its own images, under another tag.
 pytest_plugins = ("tests.docker.fixtures",)
 
 

@@ -1,8 +1,10 @@
-"""The session's Docker engine and project images, one instance for the whole run.
+"""The session's Docker engine and project images, one instance per pytest process.
 
 Registered by tests/conftest.py (``pytest_plugins``) rather than defined in tests/docker's
 conftest: the Docker tests and the rehearsal both use them, and a fixture defined in (or
 imported into) two conftests is made twice per session, so every image was built twice.
+`make test` runs the rehearsal in a process of its own beside the other layers
+(tests/tools/suite.py): that process builds its own images, tagged apart.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 from tests.docker.conftest import BUILD_TIMEOUT, Docker, Images
 from tests.support.docker_engine import private_engine
 from tests.support.procs import BIN, ROOT, stack_env
-from tests.tools import docker_engine
+from tests.tools import docker_engine, suite
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +55,11 @@ def bento_tag(trained_home: Path) -> str:
 def images(docker: Docker, trained_home: Path, bento_tag: str) -> Images:
     """Every image, built for real: service (containerize + slim stage), UI, MLflow, retrain.
 
-    Tagged ``CEPAGE_TEST_IMAGE_TAG`` ("test"): `make test` runs the rehearsal in a pytest process
-    of its own beside the other layers (tests/tools/suite.py), and its own tag keeps either from
-    replacing an image the other is using.
+    Tagged ``$CEPAGE_TEST_IMAGE_TAG`` ("test" by default): `make test` runs the rehearsal in a
+    pytest process of its own beside the other layers (tests/tools/suite.py), and its own tag keeps
+    either from replacing an image the other is using.
     """
-    tag = os.environ.get("CEPAGE_TEST_IMAGE_TAG", "test")
+    tag = os.environ.get(suite.IMAGE_TAG_VARIABLE, "test")
     images = Images(
         service=f"cepage-service:{tag}",
         ui=f"cepage-ui:{tag}",

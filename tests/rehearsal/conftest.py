@@ -1,7 +1,8 @@
 """Fixtures of the rehearsal: the deployed topology run whole on this machine (issue 13).
 
 The engine, the base image and the project's images are tests/docker/fixtures.py's (``docker``
-and ``images``: one instance per run, shared with the Docker tests, so each image is built once);
+and ``images``: one instance per pytest process, shared with the Docker tests when they run in the
+same one; under `make test` the rehearsal has a process of its own, tests/tools/suite.py);
 the hosts, registry and inventory are tests/rehearsal/hosts.py's; the deploy is
 playbooks/deploy.sh's (tests/rehearsal/deploy.py). A missing tool skips on a laptop and fails
 with CI=true (tests/support/procs.require).

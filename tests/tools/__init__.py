@@ -10,5 +10,8 @@ tools' own installers work as usual, and the tests look for the normal tool firs
 - ``scaleway-provider.sh``: the Scaleway provider built with Go into a filesystem mirror.
 - ``go-tool.sh`` (and ``tflint.sh``, ``actionlint.sh``): linters built from source with Go.
 
+Not a stand-in: ``suite.py``, `make test`'s runner (the rehearsal beside the other layers, in two
+pytest processes sharing the private engine).
+
 The helpers that the workflows and Make targets themselves call are in ``scripts/``.
 """

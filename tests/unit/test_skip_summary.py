@@ -1,4 +1,5 @@
-"""The end of `make test` names the layers that did not run for a missing tool, and `make deps`.
+"""The end of each of `make test`'s two pytest runs names the layers that did not run for a
+missing tool, and `make deps`.
 
 Each case runs a real pytest on a tiny test file with the plugin (tests/support/skips.py) loaded,
 as tests/conftest.py loads it for the suite.
